@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Build (or reuse from the machine-wide cache) the e2e binaries:
+#   kubedag-cluster  multi-call binary from e2e/cluster (kube-apiserver,
+#                    kube-controller-manager, kube-scheduler, kubelet,
+#                    kube-proxy, etcd, kubectl)
+#   helm             from e2e/helm
+#
+# Usage: e2e/build-binaries.sh [cluster|helm|all]   (default: all)
+# Prints nothing on stdout except, for each binary, "NAME PATH".
+# Binaries land in $KUBEDAG_E2E_CACHE/bin/<name>-<hash>/ where <hash> covers the
+# module's go.mod, go.sum, *.go, the Go version and this script's build
+# settings, so any clone of the repository on this machine reuses them.
+# Build logs go to $KUBEDAG_E2E_CACHE/logs/.
+. "$(dirname "$0")/lib.sh"
+
+what=${1:-all}
+mkdir -p "$E2E_CACHE/bin" "$E2E_CACHE/logs"
+
+# The version a module's binaries report: taken from its go.mod.
+module_version() { # DIR MODULE
+  awk -v m="$2" '$1==m && $2 ~ /^v/ {print $2; exit}' "$1/go.mod"
+}
+
+src_hash() { # DIR EXTRA...
+  local dir=$1; shift
+  {
+    printf '%s\n' "$@"
+    go env GOVERSION GOARCH
+    cd "$dir"
+    for f in go.mod go.sum $(ls ./*.go | LC_ALL=C sort); do
+      printf '== %s\n' "$f"; cat "$f"
+    done
+  } | sha256sum | cut -c1-16
+}
+
+# build NAME MODULE_DIR LDFLAGS
+build() {
+  local name=$1 dir=$2 ldflags=$3
+  local hash out log tmp start
+  hash=$(src_hash "$dir" "$ldflags" "CGO_ENABLED=0 -trimpath")
+  out="$E2E_CACHE/bin/$name-$hash/$name"
+  if [[ -x $out ]]; then
+    echo "$name $out"
+    return 0
+  fi
+  log "building $name (cache miss, hash $hash); log: $E2E_CACHE/logs/build-$name.log"
+  log "  a cold build takes several minutes on 2 cores"
+  tmp="$out.tmp.$$"
+  mkdir -p "$(dirname "$out")"
+  start=$SECONDS
+  if ! (cd "$dir" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--p=2} -mod=mod -buildvcs=false" \
+        go build -trimpath -ldflags "$ldflags" -o "$tmp" . ) >"$E2E_CACHE/logs/build-$name.log" 2>&1; then
+    rm -f "$tmp"
+    tail -30 "$E2E_CACHE/logs/build-$name.log" >&2
+    die "building $name failed (see $E2E_CACHE/logs/build-$name.log)"
+  fi
+  mv -f "$tmp" "$out"
+  log "built $name in $((SECONDS - start))s: $out"
+  echo "$name $out"
+}
+
+if [[ $what == cluster || $what == all ]]; then
+  v=$(module_version "$E2E_SRC/cluster" k8s.io/kubernetes)
+  [[ $v =~ ^v([0-9]+)\.([0-9]+)\. ]] || die "cannot read k8s.io/kubernetes version from e2e/cluster/go.mod"
+  major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]}
+  ld="-s -w"
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  build "$CLUSTER_BIN_NAME" "$E2E_SRC/cluster" "$ld"
+fi
+
+if [[ $what == helm || $what == all ]] && [[ -d $E2E_SRC/helm ]]; then
+  hv=$(module_version "$E2E_SRC/helm" helm.sh/helm/v3)
+  [[ -n $hv ]] || hv=$(module_version "$E2E_SRC/helm" helm.sh/helm/v4)
+  [[ -n $hv ]] || die "cannot read the helm version from e2e/helm/go.mod"
+  hmod=helm.sh/helm/v${hv:1:1}
+  ld="-s -w -X $hmod/internal/version.version=$hv -X $hmod/internal/version.gitTreeState=clean"
+  build helm "$E2E_SRC/helm" "$ld"
+fi

@@ -1,0 +1,184 @@
+//! `DagRun`: one execution of a `Dag` with its own parameters.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::DagSpec;
+
+/// Spec of a `DagRun`. Immutable except `cancel` (enforced by CEL and by the webhook).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "kubedag.io",
+    version = "v1alpha1",
+    kind = "DagRun",
+    plural = "dagruns",
+    shortname = "dr",
+    namespaced,
+    status = "DagRunStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "One execution of a Dag with its own parameters.",
+    printcolumn(name = "Dag", type_ = "string", json_path = ".spec.dagRef.name"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Steps", type_ = "string", json_path = ".status.progress"),
+    printcolumn(name = "Params", type_ = "string", json_path = ".status.shortHash"),
+    printcolumn(name = "Request", type_ = "string", priority = 1, json_path = ".status.requestId"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DagRunSpec {
+    /// The Dag to run, in the same namespace.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.dagRef is immutable"))]
+    pub dag_ref: DagRef,
+    /// Parameter values. Undeclared names and missing required ones are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.params is immutable"))]
+    pub params: BTreeMap<String, String>,
+    /// Caller-chosen id (e.g. one per input file); empty: the operator assigns a UUIDv4.
+    /// Must be a valid label value since it labels every Job and pod.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.requestId is immutable"))]
+    #[schemars(length(max = 63), regex(pattern = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"))]
+    pub request_id: String,
+    /// Set true to stop the run: running Jobs are deleted and the run ends Cancelled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel: bool,
+}
+
+/// Reference to a `Dag` in the run's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct DagRef {
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+}
+
+/// Phase of a run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RunPhase {
+    #[default]
+    Pending,
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Rejected,
+}
+
+impl RunPhase {
+    pub const ALL: [RunPhase; 7] = [
+        RunPhase::Pending,
+        RunPhase::Queued,
+        RunPhase::Running,
+        RunPhase::Succeeded,
+        RunPhase::Failed,
+        RunPhase::Cancelled,
+        RunPhase::Rejected,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled | Self::Rejected)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Queued => "Queued",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Cancelled => "Cancelled",
+            Self::Rejected => "Rejected",
+        }
+    }
+}
+
+/// Phase of one step of a run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum StepPhase {
+    #[default]
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl StepPhase {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Self::Pending | Self::Running)
+    }
+}
+
+/// Status of a `DagRun`, written only by the operator through the status subresource.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DagRunStatus {
+    #[serde(default)]
+    pub phase: RunPhase,
+    /// Machine-readable reason of the last phase change (e.g. `DuplicateParams`, `InvalidParams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Never changes once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Resolved parameters: the Dag's defaults overridden by `spec.params`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<BTreeMap<String, String>>,
+    /// Lowercase hex SHA-256 of the canonical JSON of the resolved parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_hash: Option<String>,
+    /// First characters of `paramHash`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_hash: Option<String>,
+    /// Finished steps / all steps, e.g. `3/5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepStatus>,
+    /// The Dag spec captured when the run started; the run executes this, whatever happens to the Dag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dag_spec: Option<DagSpec>,
+}
+
+/// Compact per-step status entry.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepStatus {
+    pub name: String,
+    #[serde(default)]
+    pub phase: StepPhase,
+    /// The Job of the latest attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// Attempts launched so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}

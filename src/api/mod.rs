@@ -1,0 +1,23 @@
+//! The custom resource types of `kubedag.io/v1alpha1`: data, schema, printer columns and CEL rules,
+//! nothing else. Behaviour lives in `engine` (pure) and `controller` (Kubernetes I/O).
+
+mod dag;
+mod dagrun;
+
+pub use dag::*;
+pub use dagrun::*;
+
+/// API group of every kubedag resource.
+pub const GROUP: &str = "kubedag.io";
+
+/// Labels put on every Job and pod the operator creates.
+pub mod labels {
+    pub const DAG: &str = "kubedag.io/dag";
+    pub const RUN: &str = "kubedag.io/run";
+    pub const STEP: &str = "kubedag.io/step";
+    pub const ATTEMPT: &str = "kubedag.io/attempt";
+    pub const REQUEST_ID: &str = "kubedag.io/request-id";
+    pub const PARAM_HASH: &str = "kubedag.io/param-hash";
+    /// How many characters of the parameter hash go into the label.
+    pub const PARAM_HASH_LABEL_LEN: usize = 32;
+}

@@ -1,0 +1,20 @@
+//! The pure core of kubedag: no Kubernetes client, no async, no clock.
+//!
+//! - [`params`]: parameter resolution, the canonical JSON form and its SHA-256 hash.
+//! - [`validate`]: checks of a Dag spec and of names (messages name the step or field).
+//! - [`graph`]: dependency order of the steps.
+//! - [`naming`]: deterministic names of the objects the operator creates.
+//! - [`plan`]: turns "a run's captured spec + its steps' recorded states + what the Jobs say"
+//!   into the next actions (launch these attempts, skip those, the run is done).
+//!
+//! Invariants upheld here and relied on by the controller:
+//! - A step is launched only after all its dependencies reached a terminal phase,
+//!   at most once per attempt (the attempt number is part of the Job's deterministic name).
+//! - Planning is a function of its inputs: replaying the same inputs gives the same actions,
+//!   so a restarted operator decides exactly what the crashed one would have.
+
+pub mod graph;
+pub mod naming;
+pub mod params;
+pub mod plan;
+pub mod validate;

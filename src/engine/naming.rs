@@ -1,0 +1,80 @@
+//! Deterministic names of the objects the operator creates. The same inputs always give the same
+//! name, so a restarted operator finds (AlreadyExists) what it created before instead of creating twice.
+
+use sha2::{Digest, Sha256};
+
+/// Longest name usable as a label value (Jobs are referenced by the `job-name` pod label).
+pub const MAX_NAME: usize = 63;
+const HASH_LEN: usize = 6;
+
+/// Name of the Job of one attempt (1-based) of one step of one run:
+/// `<run>-<step>-<attempt>-<hash>` cut to 63 characters. The hash of the full (run, step, attempt)
+/// keeps names unique when cutting shortens them and when `run-step` splits ambiguously
+/// (run `a-b` step `c` vs run `a` step `b-c`).
+pub fn job_name(run: &str, step: &str, attempt: u32) -> String {
+    let digest = short_hash(&[run, step, &attempt.to_string()]);
+    let readable = format!("{run}-{step}-{attempt}");
+    join_within_limit(&readable, &digest)
+}
+
+/// Name of the duplicate-parameter claim for (Dag, paramHash) in a namespace.
+pub fn claim_name(dag: &str, param_hash: &str) -> String {
+    let digest = short_hash(&[dag, param_hash]);
+    let short: String = param_hash.chars().take(16).collect();
+    join_within_limit(&format!("kubedag-dup-{dag}-{short}"), &digest)
+}
+
+fn short_hash(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0u8]);
+    }
+    hex::encode(hasher.finalize())[..HASH_LEN].to_string()
+}
+
+/// `<prefix>-<suffix>`, with `prefix` cut so the whole fits in [`MAX_NAME`] and stays a valid
+/// DNS-1123 label (no trailing `-` or `.` before the suffix).
+fn join_within_limit(prefix: &str, suffix: &str) -> String {
+    let room = MAX_NAME - suffix.len() - 1;
+    let mut cut: String = prefix.chars().take(room).collect();
+    while cut.ends_with(['-', '.']) {
+        cut.pop();
+    }
+    format!("{cut}-{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn short_names_stay_readable() {
+        let name = job_name("process-image-x7k2q", "fetch", 1);
+        assert!(name.starts_with("process-image-x7k2q-fetch-1-"), "{name}");
+        assert_eq!(name, job_name("process-image-x7k2q", "fetch", 1));
+    }
+
+    #[test]
+    fn ambiguous_splits_get_different_names() {
+        assert_ne!(job_name("a-b", "c", 1), job_name("a", "b-c", 1));
+    }
+
+    proptest! {
+        #[test]
+        fn job_names_are_valid_labels_and_distinct_per_attempt(
+            run in "[a-z0-9]([-a-z0-9.]{0,60}[a-z0-9])?",
+            step in "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+            attempt in 1u32..1000,
+        ) {
+            let name = job_name(&run, &step, attempt);
+            prop_assert!(name.len() <= MAX_NAME);
+            let re_ok = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+                && name.chars().next().unwrap().is_ascii_alphanumeric()
+                && name.chars().last().unwrap().is_ascii_alphanumeric();
+            prop_assert!(re_ok, "{}", name);
+            prop_assert_ne!(name, job_name(&run, &step, attempt + 1));
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The planner: from a run's captured Dag spec, its recorded step states and what the step Jobs
+//! say, decide the next actions. Pure and deterministic; the controller applies the result.
+//!
+//! Rules (the contract's):
+//! - A step starts only when all its dependencies are terminal and none of them blocks it. A
+//!   dependency blocks when it Failed without `continueOnFailure`, or was Skipped or Cancelled;
+//!   a blocked step is Skipped (transitively), while steps not depending on the failure run on.
+//! - A failed attempt is retried (a new attempt, a new Job name) while attempts <= `retry.limit`.
+//! - The run ends when no step is Pending or Running: Succeeded when every step Succeeded or
+//!   failed with `continueOnFailure`, Failed otherwise. `cancel` ends it Cancelled at once.
+
+use std::collections::HashMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{DagSpec, RunPhase, Step, StepPhase, StepStatus};
+
+use super::{graph, naming};
+
+/// What the step's Job for its current attempt says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobState {
+    /// No such Job is known (not created yet, not yet seen by the cache, or deleted by hand).
+    Missing,
+    /// Created and not finished.
+    Active,
+    Succeeded { finished_at: Option<Time>, exit_code: Option<i32> },
+    Failed { finished_at: Option<Time>, exit_code: Option<i32>, message: String },
+}
+
+/// Everything the planner looks at.
+pub struct PlanInput<'a> {
+    pub run_name: &'a str,
+    pub spec: &'a DagSpec,
+    /// Recorded step states (from the run's status); steps without an entry are Pending.
+    pub recorded: &'a [StepStatus],
+    /// The current state of a Job, by name.
+    pub job: &'a dyn Fn(&str) -> JobState,
+    pub cancel: bool,
+    pub now: Time,
+    /// How many more Jobs may be started now across the operator (None = no global cap).
+    pub launch_budget: Option<usize>,
+    /// A Running step whose Job is Missing for longer than this since its launch is relaunched
+    /// (same attempt, same name): the Job was deleted by hand. Shorter: the cache has not caught up.
+    pub missing_job_grace_seconds: i64,
+}
+
+/// One Job to create: the step's attempt (1-based) and its deterministic name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub step: usize,
+    pub attempt: u32,
+    pub job_name: String,
+}
+
+/// A step's phase change, for events and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub step: usize,
+    pub from: StepPhase,
+    pub to: StepPhase,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub phase: RunPhase,
+    pub message: String,
+}
+
+/// The planner's decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// New step states, one per spec step, in spec order.
+    pub steps: Vec<StepStatus>,
+    pub launch: Vec<Launch>,
+    /// Jobs to delete (running Jobs of a cancelled run).
+    pub delete: Vec<String>,
+    pub transitions: Vec<Transition>,
+    pub outcome: Option<Outcome>,
+    /// Plan again after this many seconds even if nothing changes (waiting out the grace period).
+    pub recheck_after_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the run's captured Dag spec has a dependency cycle")]
+pub struct CyclicSpec;
+
+/// Decides the next actions for one run.
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan, CyclicSpec> {
+    let order = graph::topological_order(&input.spec.steps).map_err(|_| CyclicSpec)?;
+    let mut planner = Planner::new(input);
+    if input.cancel {
+        planner.cancel();
+    } else {
+        planner.observe_running();
+        planner.start_or_skip_pending(&order);
+    }
+    Ok(planner.finish())
+}
+
+struct Planner<'a> {
+    input: &'a PlanInput<'a>,
+    steps: Vec<StepStatus>,
+    index: HashMap<&'a str, usize>,
+    plan: Plan,
+}
+
+impl<'a> Planner<'a> {
+    fn new(input: &'a PlanInput<'a>) -> Self {
+        let recorded: HashMap<&str, &StepStatus> = input.recorded.iter().map(|s| (s.name.as_str(), s)).collect();
+        let steps = input
+            .spec
+            .steps
+            .iter()
+            .map(|step| {
+                recorded
+                    .get(step.name.as_str())
+                    .map(|s| (*s).clone())
+                    .unwrap_or_else(|| StepStatus { name: step.name.clone(), ..Default::default() })
+            })
+            .collect();
+        Planner {
+            input,
+            steps,
+            index: graph::index_by_name(&input.spec.steps),
+            plan: Plan {
+                steps: Vec::new(),
+                launch: Vec::new(),
+                delete: Vec::new(),
+                transitions: Vec::new(),
+                outcome: None,
+                recheck_after_seconds: None,
+            },
+        }
+    }
+
+    fn spec_step(&self, i: usize) -> &'a Step {
+        &self.input.spec.steps[i]
+    }
+
+    fn job_state(&self, i: usize) -> JobState {
+        match &self.steps[i].job_name {
+            Some(name) => (self.input.job)(name),
+            None => JobState::Missing,
+        }
+    }
+
+    fn set_phase(&mut self, i: usize, to: StepPhase) {
+        let from = self.steps[i].phase;
+        if from != to {
+            self.steps[i].phase = to;
+            self.plan.transitions.push(Transition { step: i, from, to });
+        }
+    }
+
+    fn finish_step(&mut self, i: usize, to: StepPhase, finished_at: Option<Time>, message: Option<String>) {
+        self.set_phase(i, to);
+        self.steps[i].finished_at = Some(finished_at.unwrap_or_else(|| self.input.now.clone()));
+        self.steps[i].message = message;
+    }
+
+    fn launch(&mut self, i: usize, attempt: u32) {
+        let job_name = naming::job_name(self.input.run_name, &self.spec_step(i).name, attempt);
+        let status = &mut self.steps[i];
+        status.attempts = attempt;
+        status.job_name = Some(job_name.clone());
+        status.started_at = Some(self.input.now.clone());
+        status.finished_at = None;
+        status.exit_code = None;
+        self.set_phase(i, StepPhase::Running);
+        self.plan.launch.push(Launch { step: i, attempt, job_name });
+    }
+
+    fn cancel(&mut self) {
+        for i in 0..self.steps.len() {
+            match self.steps[i].phase {
+                StepPhase::Pending => self.finish_step(i, StepPhase::Cancelled, None, None),
+                StepPhase::Running => {
+                    if let Some(job) = self.steps[i].job_name.clone() {
+                        self.plan.delete.push(job);
+                    }
+                    self.finish_step(i, StepPhase::Cancelled, None, Some("cancelled while running".into()));
+                }
+                _ => {}
+            }
+        }
+        self.plan.outcome = Some(Outcome { phase: RunPhase::Cancelled, message: "cancelled by spec.cancel".into() });
+    }
+
+    fn observe_running(&mut self) {
+        for i in 0..self.steps.len() {
+            if self.steps[i].phase != StepPhase::Running {
+                continue;
+            }
+            match self.job_state(i) {
+                JobState::Active => {}
+                JobState::Missing => self.relaunch_if_lost(i),
+                JobState::Succeeded { finished_at, exit_code } => {
+                    self.steps[i].exit_code = exit_code.or(Some(0));
+                    self.finish_step(i, StepPhase::Succeeded, finished_at, None);
+                }
+                JobState::Failed { finished_at, exit_code, message } => {
+                    self.steps[i].exit_code = exit_code;
+                    let attempt = self.steps[i].attempts.max(1);
+                    let limit = self.spec_step(i).retry.as_ref().map_or(0, |r| r.limit);
+                    if attempt <= limit {
+                        self.steps[i].message = Some(format!("attempt {attempt} failed: {message}"));
+                        self.launch(i, attempt + 1);
+                    } else {
+                        let message = if attempt > 1 { format!("attempt {attempt} failed: {message}") } else { message };
+                        self.finish_step(i, StepPhase::Failed, finished_at, Some(message));
+                    }
+                }
+            }
+        }
+    }
+
+    fn relaunch_if_lost(&mut self, i: usize) {
+        let status = &self.steps[i];
+        let launched_at = status.started_at.as_ref().map(|t| t.0);
+        let waited = launched_at.map_or(i64::MAX, |t| self.input.now.0.duration_since(t).as_secs());
+        let remaining = self.input.missing_job_grace_seconds - waited;
+        if remaining > 0 {
+            let soonest = self.plan.recheck_after_seconds.map_or(remaining, |r| r.min(remaining));
+            self.plan.recheck_after_seconds = Some(soonest);
+            return;
+        }
+        let (attempt, job_name) = (status.attempts.max(1), status.job_name.clone());
+        let job_name = job_name.unwrap_or_else(|| naming::job_name(self.input.run_name, &self.spec_step(i).name, attempt));
+        self.plan.launch.push(Launch { step: i, attempt, job_name });
+    }
+
+    /// Whether step `i`'s outcome stops its dependants from running.
+    fn blocks_dependants(&self, i: usize) -> bool {
+        match self.steps[i].phase {
+            StepPhase::Failed => !self.spec_step(i).continue_on_failure,
+            StepPhase::Skipped | StepPhase::Cancelled => true,
+            _ => false,
+        }
+    }
+
+    fn start_or_skip_pending(&mut self, order: &[usize]) {
+        let running = self.steps.iter().filter(|s| s.phase == StepPhase::Running).count();
+        let max_steps = match self.input.spec.max_active_steps {
+            0 => usize::MAX,
+            n => n as usize,
+        };
+        let mut slots = max_steps.saturating_sub(running);
+        let mut budget = self.input.launch_budget.unwrap_or(usize::MAX);
+        for &i in order {
+            if self.steps[i].phase != StepPhase::Pending {
+                continue;
+            }
+            let deps: Vec<usize> =
+                self.spec_step(i).depends.iter().filter_map(|d| self.index.get(d.as_str()).copied()).collect();
+            if let Some(&blocker) = deps.iter().find(|&&d| self.blocks_dependants(d)) {
+                let reason = format!("dependency {:?} {:?}", self.steps[blocker].name, self.steps[blocker].phase);
+                self.finish_step(i, StepPhase::Skipped, None, Some(reason));
+                continue;
+            }
+            let ready = deps.iter().all(|&d| self.steps[d].phase.is_terminal());
+            if ready && slots > 0 && budget > 0 {
+                slots -= 1;
+                budget -= 1;
+                self.launch(i, 1);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Plan {
+        if self.plan.outcome.is_none() && self.steps.iter().all(|s| s.phase.is_terminal()) {
+            self.plan.outcome = Some(self.outcome());
+        }
+        self.plan.steps = self.steps;
+        self.plan
+    }
+
+    fn outcome(&self) -> Outcome {
+        let failed: Vec<&str> = (0..self.steps.len())
+            .filter(|&i| self.steps[i].phase == StepPhase::Failed && !self.spec_step(i).continue_on_failure)
+            .map(|i| self.steps[i].name.as_str())
+            .collect();
+        if failed.is_empty() && self.steps.iter().all(|s| matches!(s.phase, StepPhase::Succeeded | StepPhase::Failed)) {
+            Outcome { phase: RunPhase::Succeeded, message: format!("{} steps finished", self.steps.len()) }
+        } else {
+            let first = failed.first().map(|name| {
+                let i = self.index[name];
+                let detail = self.steps[i].message.clone().unwrap_or_default();
+                format!("step {name:?} failed: {detail}")
+            });
+            Outcome { phase: RunPhase::Failed, message: first.unwrap_or_else(|| "steps did not succeed".into()) }
+        }
+    }
+}
+
+/// `done/total` for the run's progress column.
+pub fn progress(steps: &[StepStatus], total: usize) -> String {
+    let done = steps.iter().filter(|s| s.phase.is_terminal()).count();
+    format!("{done}/{total}")
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
