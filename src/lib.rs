@@ -1,8 +1,10 @@
 //! kubedag: a Kubernetes operator that runs DAG workflows, one Job per step per run.
 //!
-//! - [`api`]: the `Dag` and `DagRun` custom resources.
-//! - [`engine`]: the pure core (params and hash, validation, planner).
-//! - [`controller`]: reconcilers, Jobs, status, events, metrics.
+//! - [`api`] holds the `Dag` and `DagRun` custom resources.
+//! - [`engine`] holds the pure core (params and hash, validation, planner).
+//! - [`controller`] holds reconcilers, Jobs, status, events, metrics.
 
+pub mod admission;
 pub mod api;
+pub mod controller;
 pub mod engine;

@@ -1,1 +1,182 @@
-fn main() {}
+//! `kubedag`: argument parsing and wiring only.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+
+use kubedag::admission::registration::{Endpoint, Registration};
+use kubedag::admission::server::{CertSource, WebhookOptions, install_crypto_provider};
+use kubedag::controller::{self, OperatorConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "kubedag",
+    version,
+    about = "DAG workflows on Kubernetes: one Job per step per run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the operator: controllers, admission webhook, metrics and health endpoints.
+    Operator(Box<OperatorArgs>),
+    /// Print the CustomResourceDefinitions as YAML (what `make crds` writes to crds/).
+    Crds,
+}
+
+#[derive(clap::Args)]
+struct OperatorArgs {
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "KUBEDAG_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "KUBEDAG_NAMESPACE")]
+    namespace: Option<String>,
+    /// Parallel reconciles.
+    #[arg(long, env = "KUBEDAG_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+    /// Seconds a Running step's Job may be missing before it is recreated (it was deleted by hand).
+    #[arg(long, default_value_t = 10)]
+    missing_job_grace_seconds: i64,
+    /// Log format.
+    #[arg(long, env = "KUBEDAG_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Name of this replica in events and leases (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    instance: Option<String>,
+
+    /// Serve the validating admission webhook (HTTPS) on this address.
+    #[arg(long, env = "KUBEDAG_WEBHOOK_ADDR")]
+    webhook_addr: Option<SocketAddr>,
+    /// Register the webhook by URL (an operator outside the cluster), e.g. https://127.0.0.1:8443.
+    #[arg(long, conflicts_with = "webhook_service")]
+    webhook_url: Option<String>,
+    /// Register the webhook through this Service, as NAMESPACE/NAME (an in-cluster operator).
+    #[arg(long, env = "KUBEDAG_WEBHOOK_SERVICE")]
+    webhook_service: Option<String>,
+    /// Port of that Service.
+    #[arg(long, env = "KUBEDAG_WEBHOOK_SERVICE_PORT", default_value_t = 443)]
+    webhook_service_port: i32,
+    /// Name of the ValidatingWebhookConfiguration the operator keeps current.
+    #[arg(long, env = "KUBEDAG_WEBHOOK_CONFIG_NAME", default_value = "kubedag")]
+    webhook_config_name: String,
+    /// failurePolicy of the webhook: Ignore (the controller still enforces every rule) or Fail.
+    #[arg(long, env = "KUBEDAG_WEBHOOK_FAILURE_POLICY", default_value = "Ignore", value_parser = ["Ignore", "Fail"])]
+    webhook_failure_policy: String,
+    /// Use tls.crt/tls.key from this directory (cert-manager or Helm) instead of the self-managed CA.
+    #[arg(long, env = "KUBEDAG_WEBHOOK_CERT_DIR")]
+    webhook_cert_dir: Option<std::path::PathBuf>,
+    /// Secret holding the self-managed CA, as NAMESPACE/NAME.
+    #[arg(long, env = "KUBEDAG_WEBHOOK_CA_SECRET")]
+    webhook_ca_secret: Option<String>,
+}
+
+impl OperatorArgs {
+    fn webhook(&self) -> Result<Option<WebhookOptions>, String> {
+        let Some(addr) = self.webhook_addr else {
+            return Ok(None);
+        };
+        let endpoint = match (&self.webhook_url, &self.webhook_service) {
+            (Some(url), _) => Some(Endpoint::Url(url.trim_end_matches('/').to_string())),
+            (None, Some(service)) => {
+                let (namespace, name) = split_ref(service, "--webhook-service")?;
+                Some(Endpoint::Service {
+                    namespace,
+                    name,
+                    port: self.webhook_service_port,
+                })
+            }
+            (None, None) => None,
+        };
+        let certs = match &self.webhook_cert_dir {
+            Some(dir) => CertSource::Mounted(dir.clone()),
+            None => {
+                let default_ns = self.namespace.clone().unwrap_or_else(|| "default".into());
+                let secret = self
+                    .webhook_ca_secret
+                    .clone()
+                    .unwrap_or_else(|| format!("{default_ns}/kubedag-webhook-ca"));
+                let (namespace, secret) = split_ref(&secret, "--webhook-ca-secret")?;
+                let dns_names = match &endpoint {
+                    Some(Endpoint::Service {
+                        namespace, name, ..
+                    }) => vec![
+                        format!("{name}.{namespace}.svc"),
+                        format!("{name}.{namespace}.svc.cluster.local"),
+                        format!("{name}.{namespace}"),
+                        name.clone(),
+                    ],
+                    _ => vec!["localhost".into()],
+                };
+                CertSource::SelfManaged {
+                    namespace,
+                    secret,
+                    dns_names,
+                }
+            }
+        };
+        let registration = endpoint.map(|endpoint| Registration {
+            name: self.webhook_config_name.clone(),
+            endpoint,
+            failure_policy: self.webhook_failure_policy.clone(),
+            namespace: self.namespace.clone(),
+        });
+        Ok(Some(WebhookOptions {
+            addr,
+            certs,
+            registration,
+        }))
+    }
+}
+
+fn split_ref(value: &str, flag: &str) -> Result<(String, String), String> {
+    value
+        .split_once('/')
+        .map(|(ns, name)| (ns.to_string(), name.to_string()))
+        .ok_or_else(|| format!("{flag} {value:?}: expected NAMESPACE/NAME"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => {
+            print!("{}", kubedag::api::crds_yaml()?);
+            Ok(())
+        }
+        Command::Operator(args) => {
+            init_logging(&args.log_format);
+            install_crypto_provider();
+            let webhook = args.webhook()?;
+            let client = kube::Client::try_default().await?;
+            let config = OperatorConfig {
+                namespace: args.namespace.clone(),
+                missing_job_grace_seconds: args.missing_job_grace_seconds,
+                concurrency: args.concurrency,
+            };
+            let instance = args.instance.clone().unwrap_or_else(hostname);
+            controller::run(client, config, args.metrics_addr, instance, webhook).await;
+            Ok(())
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "kubedag".into())
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

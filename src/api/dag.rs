@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     derive = "Default",
     doc = "A DAG workflow template: steps, their dependencies and the parameters a run may set.",
-    printcolumn(name = "Steps", type_ = "integer", json_path = ".status.stepCount"),
-    printcolumn(name = "Active", type_ = "integer", json_path = ".status.activeRuns"),
-    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type==\"Valid\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name": "Steps", "type": "integer", "jsonPath": ".status.stepCount"}"#,
+    printcolumn = r#"{"name": "Active", "type": "integer", "jsonPath": ".status.activeRuns"}"#,
+    printcolumn = r#"{"name": "Valid", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Valid\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DagSpec {
@@ -112,7 +112,10 @@ impl ContainerSettings {
 #[serde(rename_all = "camelCase")]
 pub struct Step {
     /// DNS-1123 label, unique in the Dag.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Steps that must finish before this one starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -22,12 +22,12 @@ use super::DagSpec;
     derive = "PartialEq",
     derive = "Default",
     doc = "One execution of a Dag with its own parameters.",
-    printcolumn(name = "Dag", type_ = "string", json_path = ".spec.dagRef.name"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Steps", type_ = "string", json_path = ".status.progress"),
-    printcolumn(name = "Params", type_ = "string", json_path = ".status.shortHash"),
-    printcolumn(name = "Request", type_ = "string", priority = 1, json_path = ".status.requestId"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name": "Dag", "type": "string", "jsonPath": ".spec.dagRef.name"}"#,
+    printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}"#,
+    printcolumn = r#"{"name": "Steps", "type": "string", "jsonPath": ".status.progress"}"#,
+    printcolumn = r#"{"name": "Params", "type": "string", "jsonPath": ".status.shortHash"}"#,
+    printcolumn = r#"{"name": "Request", "type": "string", "jsonPath": ".status.requestId", "priority": 1}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DagRunSpec {
@@ -42,7 +42,10 @@ pub struct DagRunSpec {
     /// Must be a valid label value since it labels every Job and pod.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.requestId is immutable"))]
-    #[schemars(length(max = 63), regex(pattern = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"))]
+    #[schemars(
+        length(max = 63),
+        regex(pattern = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+    )]
     pub request_id: String,
     /// Set true to stop the run: running Jobs are deleted and the run ends Cancelled.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -81,7 +84,10 @@ impl RunPhase {
     ];
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled | Self::Rejected)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Rejected
+        )
     }
 
     pub fn as_str(self) -> &'static str {

@@ -21,3 +21,13 @@ pub mod labels {
     /// How many characters of the parameter hash go into the label.
     pub const PARAM_HASH_LABEL_LEN: usize = 32;
 }
+
+/// The CustomResourceDefinitions as a multi-document YAML stream (the content of `crds/`).
+pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    use kube::CustomResourceExt;
+    Ok(format!(
+        "---\n{}---\n{}",
+        serde_yaml::to_string(&Dag::crd())?,
+        serde_yaml::to_string(&DagRun::crd())?
+    ))
+}

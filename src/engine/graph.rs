@@ -53,13 +53,16 @@ pub fn find_cycle(steps: &[Step], candidates: &[usize]) -> Vec<String> {
     let index = index_by_name(steps);
     let on_cycle_side: std::collections::HashSet<usize> = candidates.iter().copied().collect();
     // Every candidate has a dependency among the candidates, so walking dependencies must revisit a step.
-    let Some(&start) = candidates.first() else { return Vec::new() };
+    let Some(&start) = candidates.first() else {
+        return Vec::new();
+    };
     let mut path: Vec<usize> = Vec::new();
     let mut seen_at: HashMap<usize, usize> = HashMap::new();
     let mut current = start;
     loop {
         if let Some(&pos) = seen_at.get(&current) {
-            let mut cycle: Vec<String> = path[pos..].iter().map(|&i| steps[i].name.clone()).collect();
+            let mut cycle: Vec<String> =
+                path[pos..].iter().map(|&i| steps[i].name.clone()).collect();
             cycle.reverse(); // walking went dependant -> dependency; report in execution order
             return cycle;
         }
@@ -82,26 +85,50 @@ pub(crate) mod tests {
     use super::*;
 
     pub fn step(name: &str, deps: &[&str]) -> Step {
-        Step { name: name.into(), depends: deps.iter().map(|d| d.to_string()).collect(), ..Default::default() }
+        Step {
+            name: name.into(),
+            depends: deps.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn diamond_orders_dependencies_first() {
-        let steps = [step("d", &["b", "c"]), step("b", &["a"]), step("c", &["a"]), step("a", &[])];
+        let steps = [
+            step("d", &["b", "c"]),
+            step("b", &["a"]),
+            step("c", &["a"]),
+            step("a", &[]),
+        ];
         let order = topological_order(&steps).unwrap();
         let pos = |name: &str| order.iter().position(|&i| steps[i].name == name).unwrap();
-        assert!(pos("a") < pos("b") && pos("a") < pos("c") && pos("b") < pos("d") && pos("c") < pos("d"));
+        assert!(
+            pos("a") < pos("b")
+                && pos("a") < pos("c")
+                && pos("b") < pos("d")
+                && pos("c") < pos("d")
+        );
     }
 
     #[test]
     fn cycle_is_reported_with_its_steps_in_order() {
-        let steps = [step("start", &[]), step("a", &["c", "start"]), step("b", &["a"]), step("c", &["b"]), step("tail", &["c"])];
+        let steps = [
+            step("start", &[]),
+            step("a", &["c", "start"]),
+            step("b", &["a"]),
+            step("c", &["b"]),
+            step("tail", &["c"]),
+        ];
         let stuck = topological_order(&steps).unwrap_err();
         let cycle = find_cycle(&steps, &stuck);
         assert_eq!(cycle.len(), 3);
         let rotated: Vec<&str> = {
             let p = cycle.iter().position(|s| s == "a").unwrap();
-            cycle[p..].iter().chain(cycle[..p].iter()).map(String::as_str).collect()
+            cycle[p..]
+                .iter()
+                .chain(cycle[..p].iter())
+                .map(String::as_str)
+                .collect()
         };
         assert_eq!(rotated, ["a", "b", "c"]);
     }

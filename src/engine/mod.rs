@@ -1,10 +1,11 @@
 //! The pure core of kubedag: no Kubernetes client, no async, no clock.
 //!
-//! - [`params`]: parameter resolution, the canonical JSON form and its SHA-256 hash.
-//! - [`validate`]: checks of a Dag spec and of names (messages name the step or field).
-//! - [`graph`]: dependency order of the steps.
-//! - [`naming`]: deterministic names of the objects the operator creates.
-//! - [`plan`]: turns "a run's captured spec + its steps' recorded states + what the Jobs say"
+//! - [`params`] does parameter resolution, the canonical JSON form and its SHA-256 hash.
+//! - [`validate`] does checks of a Dag spec and of names (messages name the step or field).
+//! - [`duplicates`] does the duplicate-parameter rule of each `duplicatePolicy`.
+//! - [`graph`] does dependency order of the steps.
+//! - [`naming`] does deterministic names of the objects the operator creates.
+//! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
 //!   into the next actions (launch these attempts, skip those, the run is done).
 //!
 //! Invariants upheld here and relied on by the controller:
@@ -13,6 +14,7 @@
 //! - Planning is a function of its inputs: replaying the same inputs gives the same actions,
 //!   so a restarted operator decides exactly what the crashed one would have.
 
+pub mod duplicates;
 pub mod graph;
 pub mod naming;
 pub mod params;

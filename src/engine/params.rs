@@ -15,8 +15,14 @@ pub type Params = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
-    #[error("spec.params.{name}: parameter {name:?} is not declared by Dag {dag:?} (declared: {declared})")]
-    Undeclared { dag: String, name: String, declared: String },
+    #[error(
+        "spec.params.{name}: parameter {name:?} is not declared by Dag {dag:?} (declared: {declared})"
+    )]
+    Undeclared {
+        dag: String,
+        name: String,
+        declared: String,
+    },
     #[error("spec.params: required parameter {name:?} of Dag {dag:?} is missing")]
     Missing { dag: String, name: String },
 }
@@ -24,13 +30,24 @@ pub enum ParamError {
 /// Applies the declared defaults and checks that `given` sets only declared parameters
 /// and every required one. Errors are reported for the first offending name in byte order.
 pub fn resolve(dag: &str, decls: &[ParamDecl], given: &Params) -> Result<Params, ParamError> {
-    if let Some(name) = given.keys().find(|name| !decls.iter().any(|d| &d.name == *name)) {
+    if let Some(name) = given
+        .keys()
+        .find(|name| !decls.iter().any(|d| &d.name == *name))
+    {
         let declared = if decls.is_empty() {
             "none".to_string()
         } else {
-            decls.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+            decls
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        return Err(ParamError::Undeclared { dag: dag.into(), name: name.clone(), declared });
+        return Err(ParamError::Undeclared {
+            dag: dag.into(),
+            name: name.clone(),
+            declared,
+        });
     }
     let mut resolved = Params::new();
     for decl in decls {
@@ -39,7 +56,12 @@ pub fn resolve(dag: &str, decls: &[ParamDecl], given: &Params) -> Result<Params,
             Some(v) => {
                 resolved.insert(decl.name.clone(), v.clone());
             }
-            None => return Err(ParamError::Missing { dag: dag.into(), name: decl.name.clone() }),
+            None => {
+                return Err(ParamError::Missing {
+                    dag: dag.into(),
+                    name: decl.name.clone(),
+                });
+            }
         }
     }
     Ok(resolved)
@@ -63,24 +85,40 @@ mod tests {
     use proptest::prelude::*;
 
     fn decl(name: &str, default: Option<&str>) -> ParamDecl {
-        ParamDecl { name: name.into(), default: default.map(Into::into) }
+        ParamDecl {
+            name: name.into(),
+            default: default.map(Into::into),
+        }
     }
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn contract_example_canonical_form_and_hash() {
         let p = params(&[("threshold", "0.5"), ("file", "m31-0001.fits")]);
-        assert_eq!(canonical_json(&p), r#"{"file":"m31-0001.fits","threshold":"0.5"}"#);
+        assert_eq!(
+            canonical_json(&p),
+            r#"{"file":"m31-0001.fits","threshold":"0.5"}"#
+        );
         // Computed independently: printf '%s' '{"file":"m31-0001.fits","threshold":"0.5"}' | sha256sum
-        assert_eq!(param_hash(&p), "05e848ee580b1a53ff159d22b40fb601504cc26a0ffb8773481c81c566e39512");
+        assert_eq!(
+            param_hash(&p),
+            "05e848ee580b1a53ff159d22b40fb601504cc26a0ffb8773481c81c566e39512"
+        );
     }
 
     #[test]
     fn tricky_values_are_escaped_minimally() {
-        let p = params(&[("b", "quote \" back \\ nl \n tab \t"), ("a", "ünïcødé ✓ /slash"), ("c", "")]);
+        let p = params(&[
+            ("b", "quote \" back \\ nl \n tab \t"),
+            ("a", "ünïcødé ✓ /slash"),
+            ("c", ""),
+        ]);
         assert_eq!(
             canonical_json(&p),
             "{\"a\":\"ünïcødé ✓ /slash\",\"b\":\"quote \\\" back \\\\ nl \\n tab \\t\",\"c\":\"\"}"
@@ -115,8 +153,17 @@ mod tests {
         assert!(err.to_string().contains("\"bogus\""), "{err}");
         assert!(err.to_string().contains("spec.params.bogus"), "{err}");
         let err = resolve("img", &decls, &Params::new()).unwrap_err();
-        assert_eq!(err, ParamError::Missing { dag: "img".into(), name: "file".into() });
-        assert!(err.to_string().contains("required parameter \"file\""), "{err}");
+        assert_eq!(
+            err,
+            ParamError::Missing {
+                dag: "img".into(),
+                name: "file".into()
+            }
+        );
+        assert!(
+            err.to_string().contains("required parameter \"file\""),
+            "{err}"
+        );
     }
 
     /// An independent encoder written from RFC 8259's minimal escaping rules.
@@ -141,7 +188,10 @@ mod tests {
         }
         let mut keys: Vec<&String> = params.keys().collect();
         keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let body: Vec<String> = keys.iter().map(|k| format!("{}:{}", quote(k), quote(&params[*k]))).collect();
+        let body: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{}:{}", quote(k), quote(&params[*k])))
+            .collect();
         format!("{{{}}}", body.join(","))
     }
 

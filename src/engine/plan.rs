@@ -24,8 +24,15 @@ pub enum JobState {
     Missing,
     /// Created and not finished.
     Active,
-    Succeeded { finished_at: Option<Time>, exit_code: Option<i32> },
-    Failed { finished_at: Option<Time>, exit_code: Option<i32>, message: String },
+    Succeeded {
+        finished_at: Option<Time>,
+        exit_code: Option<i32>,
+    },
+    Failed {
+        finished_at: Option<Time>,
+        exit_code: Option<i32>,
+        message: String,
+    },
 }
 
 /// Everything the planner looks at.
@@ -35,7 +42,7 @@ pub struct PlanInput<'a> {
     /// Recorded step states (from the run's status); steps without an entry are Pending.
     pub recorded: &'a [StepStatus],
     /// The current state of a Job, by name.
-    pub job: &'a dyn Fn(&str) -> JobState,
+    pub job: &'a (dyn Fn(&str) -> JobState + Sync),
     pub cancel: bool,
     pub now: Time,
     /// How many more Jobs may be started now across the operator (None = no global cap).
@@ -108,7 +115,11 @@ struct Planner<'a> {
 
 impl<'a> Planner<'a> {
     fn new(input: &'a PlanInput<'a>) -> Self {
-        let recorded: HashMap<&str, &StepStatus> = input.recorded.iter().map(|s| (s.name.as_str(), s)).collect();
+        let recorded: HashMap<&str, &StepStatus> = input
+            .recorded
+            .iter()
+            .map(|s| (s.name.as_str(), s))
+            .collect();
         let steps = input
             .spec
             .steps
@@ -117,7 +128,10 @@ impl<'a> Planner<'a> {
                 recorded
                     .get(step.name.as_str())
                     .map(|s| (*s).clone())
-                    .unwrap_or_else(|| StepStatus { name: step.name.clone(), ..Default::default() })
+                    .unwrap_or_else(|| StepStatus {
+                        name: step.name.clone(),
+                        ..Default::default()
+                    })
             })
             .collect();
         Planner {
@@ -154,7 +168,13 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn finish_step(&mut self, i: usize, to: StepPhase, finished_at: Option<Time>, message: Option<String>) {
+    fn finish_step(
+        &mut self,
+        i: usize,
+        to: StepPhase,
+        finished_at: Option<Time>,
+        message: Option<String>,
+    ) {
         self.set_phase(i, to);
         self.steps[i].finished_at = Some(finished_at.unwrap_or_else(|| self.input.now.clone()));
         self.steps[i].message = message;
@@ -169,7 +189,11 @@ impl<'a> Planner<'a> {
         status.finished_at = None;
         status.exit_code = None;
         self.set_phase(i, StepPhase::Running);
-        self.plan.launch.push(Launch { step: i, attempt, job_name });
+        self.plan.launch.push(Launch {
+            step: i,
+            attempt,
+            job_name,
+        });
     }
 
     fn cancel(&mut self) {
@@ -180,12 +204,20 @@ impl<'a> Planner<'a> {
                     if let Some(job) = self.steps[i].job_name.clone() {
                         self.plan.delete.push(job);
                     }
-                    self.finish_step(i, StepPhase::Cancelled, None, Some("cancelled while running".into()));
+                    self.finish_step(
+                        i,
+                        StepPhase::Cancelled,
+                        None,
+                        Some("cancelled while running".into()),
+                    );
                 }
                 _ => {}
             }
         }
-        self.plan.outcome = Some(Outcome { phase: RunPhase::Cancelled, message: "cancelled by spec.cancel".into() });
+        self.plan.outcome = Some(Outcome {
+            phase: RunPhase::Cancelled,
+            message: "cancelled by spec.cancel".into(),
+        });
     }
 
     fn observe_running(&mut self) {
@@ -196,19 +228,31 @@ impl<'a> Planner<'a> {
             match self.job_state(i) {
                 JobState::Active => {}
                 JobState::Missing => self.relaunch_if_lost(i),
-                JobState::Succeeded { finished_at, exit_code } => {
+                JobState::Succeeded {
+                    finished_at,
+                    exit_code,
+                } => {
                     self.steps[i].exit_code = exit_code.or(Some(0));
                     self.finish_step(i, StepPhase::Succeeded, finished_at, None);
                 }
-                JobState::Failed { finished_at, exit_code, message } => {
+                JobState::Failed {
+                    finished_at,
+                    exit_code,
+                    message,
+                } => {
                     self.steps[i].exit_code = exit_code;
                     let attempt = self.steps[i].attempts.max(1);
                     let limit = self.spec_step(i).retry.as_ref().map_or(0, |r| r.limit);
                     if attempt <= limit {
-                        self.steps[i].message = Some(format!("attempt {attempt} failed: {message}"));
+                        self.steps[i].message =
+                            Some(format!("attempt {attempt} failed: {message}"));
                         self.launch(i, attempt + 1);
                     } else {
-                        let message = if attempt > 1 { format!("attempt {attempt} failed: {message}") } else { message };
+                        let message = if attempt > 1 {
+                            format!("attempt {attempt} failed: {message}")
+                        } else {
+                            message
+                        };
                         self.finish_step(i, StepPhase::Failed, finished_at, Some(message));
                     }
                 }
@@ -222,13 +266,22 @@ impl<'a> Planner<'a> {
         let waited = launched_at.map_or(i64::MAX, |t| self.input.now.0.duration_since(t).as_secs());
         let remaining = self.input.missing_job_grace_seconds - waited;
         if remaining > 0 {
-            let soonest = self.plan.recheck_after_seconds.map_or(remaining, |r| r.min(remaining));
+            let soonest = self
+                .plan
+                .recheck_after_seconds
+                .map_or(remaining, |r| r.min(remaining));
             self.plan.recheck_after_seconds = Some(soonest);
             return;
         }
         let (attempt, job_name) = (status.attempts.max(1), status.job_name.clone());
-        let job_name = job_name.unwrap_or_else(|| naming::job_name(self.input.run_name, &self.spec_step(i).name, attempt));
-        self.plan.launch.push(Launch { step: i, attempt, job_name });
+        let job_name = job_name.unwrap_or_else(|| {
+            naming::job_name(self.input.run_name, &self.spec_step(i).name, attempt)
+        });
+        self.plan.launch.push(Launch {
+            step: i,
+            attempt,
+            job_name,
+        });
     }
 
     /// Whether step `i`'s outcome stops its dependants from running.
@@ -241,7 +294,11 @@ impl<'a> Planner<'a> {
     }
 
     fn start_or_skip_pending(&mut self, order: &[usize]) {
-        let running = self.steps.iter().filter(|s| s.phase == StepPhase::Running).count();
+        let running = self
+            .steps
+            .iter()
+            .filter(|s| s.phase == StepPhase::Running)
+            .count();
         let max_steps = match self.input.spec.max_active_steps {
             0 => usize::MAX,
             n => n as usize,
@@ -252,10 +309,17 @@ impl<'a> Planner<'a> {
             if self.steps[i].phase != StepPhase::Pending {
                 continue;
             }
-            let deps: Vec<usize> =
-                self.spec_step(i).depends.iter().filter_map(|d| self.index.get(d.as_str()).copied()).collect();
+            let deps: Vec<usize> = self
+                .spec_step(i)
+                .depends
+                .iter()
+                .filter_map(|d| self.index.get(d.as_str()).copied())
+                .collect();
             if let Some(&blocker) = deps.iter().find(|&&d| self.blocks_dependants(d)) {
-                let reason = format!("dependency {:?} {:?}", self.steps[blocker].name, self.steps[blocker].phase);
+                let reason = format!(
+                    "dependency {:?} {:?}",
+                    self.steps[blocker].name, self.steps[blocker].phase
+                );
                 self.finish_step(i, StepPhase::Skipped, None, Some(reason));
                 continue;
             }
@@ -278,18 +342,31 @@ impl<'a> Planner<'a> {
 
     fn outcome(&self) -> Outcome {
         let failed: Vec<&str> = (0..self.steps.len())
-            .filter(|&i| self.steps[i].phase == StepPhase::Failed && !self.spec_step(i).continue_on_failure)
+            .filter(|&i| {
+                self.steps[i].phase == StepPhase::Failed && !self.spec_step(i).continue_on_failure
+            })
             .map(|i| self.steps[i].name.as_str())
             .collect();
-        if failed.is_empty() && self.steps.iter().all(|s| matches!(s.phase, StepPhase::Succeeded | StepPhase::Failed)) {
-            Outcome { phase: RunPhase::Succeeded, message: format!("{} steps finished", self.steps.len()) }
+        if failed.is_empty()
+            && self
+                .steps
+                .iter()
+                .all(|s| matches!(s.phase, StepPhase::Succeeded | StepPhase::Failed))
+        {
+            Outcome {
+                phase: RunPhase::Succeeded,
+                message: format!("{} steps finished", self.steps.len()),
+            }
         } else {
             let first = failed.first().map(|name| {
                 let i = self.index[name];
                 let detail = self.steps[i].message.clone().unwrap_or_default();
                 format!("step {name:?} failed: {detail}")
             });
-            Outcome { phase: RunPhase::Failed, message: first.unwrap_or_else(|| "steps did not succeed".into()) }
+            Outcome {
+                phase: RunPhase::Failed,
+                message: first.unwrap_or_else(|| "steps did not succeed".into()),
+            }
         }
     }
 }

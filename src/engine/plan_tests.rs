@@ -12,10 +12,22 @@ fn t(secs: i64) -> Time {
 }
 
 fn spec(steps: Vec<Step>) -> DagSpec {
-    DagSpec { defaults: ContainerSettings { image: Some("busybox".into()), ..Default::default() }, steps, ..Default::default() }
+    DagSpec {
+        defaults: ContainerSettings {
+            image: Some("busybox".into()),
+            ..Default::default()
+        },
+        steps,
+        ..Default::default()
+    }
 }
 
-fn plan_with(spec: &DagSpec, recorded: &[StepStatus], jobs: &HashMap<String, JobState>, now: i64) -> Plan {
+fn plan_with(
+    spec: &DagSpec,
+    recorded: &[StepStatus],
+    jobs: &HashMap<String, JobState>,
+    now: i64,
+) -> Plan {
     let lookup = |name: &str| jobs.get(name).cloned().unwrap_or(JobState::Missing);
     plan(&PlanInput {
         run_name: "run",
@@ -40,27 +52,60 @@ fn first_plan_launches_only_roots() {
     let p = plan_with(&s, &[], &HashMap::new(), 0);
     let launched: Vec<usize> = p.launch.iter().map(|l| l.step).collect();
     assert_eq!(launched, vec![0, 2]);
-    assert_eq!(phases(&p), vec![StepPhase::Running, StepPhase::Pending, StepPhase::Running]);
+    assert_eq!(
+        phases(&p),
+        vec![StepPhase::Running, StepPhase::Pending, StepPhase::Running]
+    );
     assert_eq!(p.launch[0].job_name, naming::job_name("run", "a", 1));
     assert!(p.outcome.is_none());
 }
 
 #[test]
 fn failure_skips_dependants_but_independent_steps_continue() {
-    let s = spec(vec![step("a", &[]), step("b", &["a"]), step("c", &["b"]), step("x", &[])]);
+    let s = spec(vec![
+        step("a", &[]),
+        step("b", &["a"]),
+        step("c", &["b"]),
+        step("x", &[]),
+    ]);
     let p = plan_with(&s, &[], &HashMap::new(), 0);
     let mut jobs = HashMap::new();
-    jobs.insert(p.steps[0].job_name.clone().unwrap(), JobState::Failed { finished_at: None, exit_code: Some(3), message: "exit code 3".into() });
+    jobs.insert(
+        p.steps[0].job_name.clone().unwrap(),
+        JobState::Failed {
+            finished_at: None,
+            exit_code: Some(3),
+            message: "exit code 3".into(),
+        },
+    );
     jobs.insert(p.steps[3].job_name.clone().unwrap(), JobState::Active);
     let p = plan_with(&s, &p.steps, &jobs, 1);
-    assert_eq!(phases(&p), vec![StepPhase::Failed, StepPhase::Skipped, StepPhase::Skipped, StepPhase::Running]);
+    assert_eq!(
+        phases(&p),
+        vec![
+            StepPhase::Failed,
+            StepPhase::Skipped,
+            StepPhase::Skipped,
+            StepPhase::Running
+        ]
+    );
     assert_eq!(p.steps[0].exit_code, Some(3));
     assert!(p.outcome.is_none(), "x is still running");
-    jobs.insert(p.steps[3].job_name.clone().unwrap(), JobState::Succeeded { finished_at: None, exit_code: Some(0) });
+    jobs.insert(
+        p.steps[3].job_name.clone().unwrap(),
+        JobState::Succeeded {
+            finished_at: None,
+            exit_code: Some(0),
+        },
+    );
     let p = plan_with(&s, &p.steps, &jobs, 2);
     let outcome = p.outcome.unwrap();
     assert_eq!(outcome.phase, RunPhase::Failed);
-    assert!(outcome.message.contains("step \"a\" failed: exit code 3"), "{}", outcome.message);
+    assert!(
+        outcome.message.contains("step \"a\" failed: exit code 3"),
+        "{}",
+        outcome.message
+    );
 }
 
 #[test]
@@ -70,11 +115,24 @@ fn continue_on_failure_lets_dependants_run_and_the_run_succeed() {
     let s = spec(vec![a, step("b", &["a"])]);
     let p = plan_with(&s, &[], &HashMap::new(), 0);
     let mut jobs = HashMap::new();
-    jobs.insert(p.launch[0].job_name.clone(), JobState::Failed { finished_at: None, exit_code: Some(1), message: "x".into() });
+    jobs.insert(
+        p.launch[0].job_name.clone(),
+        JobState::Failed {
+            finished_at: None,
+            exit_code: Some(1),
+            message: "x".into(),
+        },
+    );
     let p = plan_with(&s, &p.steps, &jobs, 1);
     assert_eq!(p.launch.len(), 1);
     assert_eq!(p.launch[0].step, 1);
-    jobs.insert(p.launch[0].job_name.clone(), JobState::Succeeded { finished_at: None, exit_code: Some(0) });
+    jobs.insert(
+        p.launch[0].job_name.clone(),
+        JobState::Succeeded {
+            finished_at: None,
+            exit_code: Some(0),
+        },
+    );
     let p = plan_with(&s, &p.steps, &jobs, 2);
     assert_eq!(p.outcome.unwrap().phase, RunPhase::Succeeded);
 }
@@ -87,16 +145,40 @@ fn retry_launches_a_new_attempt_with_a_new_name() {
     let p = plan_with(&s, &[], &HashMap::new(), 0);
     let first = p.launch[0].job_name.clone();
     let mut jobs = HashMap::new();
-    jobs.insert(first.clone(), JobState::Failed { finished_at: None, exit_code: Some(1), message: "boom".into() });
+    jobs.insert(
+        first.clone(),
+        JobState::Failed {
+            finished_at: None,
+            exit_code: Some(1),
+            message: "boom".into(),
+        },
+    );
     let p = plan_with(&s, &p.steps, &jobs, 1);
-    assert_eq!(p.launch, vec![Launch { step: 0, attempt: 2, job_name: naming::job_name("run", "a", 2) }]);
+    assert_eq!(
+        p.launch,
+        vec![Launch {
+            step: 0,
+            attempt: 2,
+            job_name: naming::job_name("run", "a", 2)
+        }]
+    );
     assert_ne!(p.launch[0].job_name, first);
     assert_eq!(p.steps[0].attempts, 2);
-    jobs.insert(p.launch[0].job_name.clone(), JobState::Failed { finished_at: None, exit_code: Some(1), message: "boom".into() });
+    jobs.insert(
+        p.launch[0].job_name.clone(),
+        JobState::Failed {
+            finished_at: None,
+            exit_code: Some(1),
+            message: "boom".into(),
+        },
+    );
     let p = plan_with(&s, &p.steps, &jobs, 2);
     assert!(p.launch.is_empty());
     assert_eq!(p.steps[0].phase, StepPhase::Failed);
-    assert_eq!(p.steps[0].message.as_deref(), Some("attempt 2 failed: boom"));
+    assert_eq!(
+        p.steps[0].message.as_deref(),
+        Some("attempt 2 failed: boom")
+    );
 }
 
 #[test]
@@ -139,7 +221,11 @@ fn max_active_steps_limits_parallel_launches() {
     s.max_active_steps = 2;
     let p = plan_with(&s, &[], &HashMap::new(), 0);
     assert_eq!(p.launch.len(), 2);
-    let jobs: HashMap<String, JobState> = p.launch.iter().map(|l| (l.job_name.clone(), JobState::Active)).collect();
+    let jobs: HashMap<String, JobState> = p
+        .launch
+        .iter()
+        .map(|l| (l.job_name.clone(), JobState::Active))
+        .collect();
     assert!(plan_with(&s, &p.steps, &jobs, 1).launch.is_empty());
 }
 
@@ -155,12 +241,23 @@ struct World {
 fn world() -> impl Strategy<Value = World> {
     (1usize..10).prop_flat_map(|n| {
         let deps = proptest::collection::vec(proptest::collection::vec(any::<bool>(), n), n);
-        let flags = proptest::collection::vec((any::<bool>(), 0u32..3, proptest::collection::vec(any::<bool>(), 3), 0u32..3), n);
+        let flags = proptest::collection::vec(
+            (
+                any::<bool>(),
+                0u32..3,
+                proptest::collection::vec(any::<bool>(), 3),
+                0u32..3,
+            ),
+            n,
+        );
         (deps, flags).prop_map(move |(deps, flags)| {
             let mut steps = Vec::new();
             let mut outcomes = Vec::new();
             for i in (0..n).rev() {
-                let names: Vec<String> = (0..i).filter(|&j| deps[i][j]).map(|j| format!("s{j}")).collect();
+                let names: Vec<String> = (0..i)
+                    .filter(|&j| deps[i][j])
+                    .map(|j| format!("s{j}"))
+                    .collect();
                 let mut s = step(&format!("s{i}"), &[]);
                 s.depends = names;
                 let (cof, limit, outs, _) = &flags[i];
@@ -178,7 +275,13 @@ fn world() -> impl Strategy<Value = World> {
 
 /// The phases the contract predicts, computed independently of the planner.
 fn expected_phases(w: &World) -> HashMap<String, StepPhase> {
-    let by_name: HashMap<&str, usize> = w.spec.steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let by_name: HashMap<&str, usize> = w
+        .spec
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
     let mut result: HashMap<String, StepPhase> = HashMap::new();
     // names are s0..s{n-1}; dependencies only point to lower numbers, so numeric order is topological.
     for k in 0..w.spec.steps.len() {

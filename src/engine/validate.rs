@@ -31,7 +31,9 @@ pub enum DagError {
     BadParamName { name: String },
     #[error("spec.params: parameter {name:?} declared twice")]
     DuplicateParam { name: String },
-    #[error("step {step:?}: env var {name:?} collides with a parameter or the reserved KUBEDAG_ prefix")]
+    #[error(
+        "step {step:?}: env var {name:?} collides with a parameter or the reserved KUBEDAG_ prefix"
+    )]
     ReservedEnv { step: String, name: String },
 }
 
@@ -59,49 +61,74 @@ pub fn validate_dag(spec: &DagSpec) -> Result<(), DagErrors> {
     let mut seen = HashSet::new();
     for step in &spec.steps {
         if let Err(reason) = check_dns_label(&step.name) {
-            errors.push(DagError::BadStepName { step: step.name.clone(), reason });
+            errors.push(DagError::BadStepName {
+                step: step.name.clone(),
+                reason,
+            });
         }
         if !seen.insert(step.name.as_str()) {
-            errors.push(DagError::DuplicateStep { step: step.name.clone() });
+            errors.push(DagError::DuplicateStep {
+                step: step.name.clone(),
+            });
         }
         check_step_body(spec, step, &mut errors);
     }
     for step in &spec.steps {
         for dependency in &step.depends {
             if !seen.contains(dependency.as_str()) {
-                errors.push(DagError::UnknownDependency { step: step.name.clone(), dependency: dependency.clone() });
+                errors.push(DagError::UnknownDependency {
+                    step: step.name.clone(),
+                    dependency: dependency.clone(),
+                });
             }
         }
     }
     if let Err(stuck) = graph::topological_order(&spec.steps) {
-        errors.push(DagError::Cycle { steps: graph::find_cycle(&spec.steps, &stuck) });
+        errors.push(DagError::Cycle {
+            steps: graph::find_cycle(&spec.steps, &stuck),
+        });
     }
-    if errors.is_empty() { Ok(()) } else { Err(DagErrors(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(DagErrors(errors))
+    }
 }
 
 fn check_params(spec: &DagSpec, errors: &mut Vec<DagError>) {
     let mut seen = HashSet::new();
     for decl in &spec.params {
         if !is_param_name(&decl.name) {
-            errors.push(DagError::BadParamName { name: decl.name.clone() });
+            errors.push(DagError::BadParamName {
+                name: decl.name.clone(),
+            });
         }
         if !seen.insert(decl.name.as_str()) {
-            errors.push(DagError::DuplicateParam { name: decl.name.clone() });
+            errors.push(DagError::DuplicateParam {
+                name: decl.name.clone(),
+            });
         }
     }
 }
 
 fn check_step_body(spec: &DagSpec, step: &Step, errors: &mut Vec<DagError>) {
     if step.script.is_some() && (!step.command.is_empty() || !step.args.is_empty()) {
-        errors.push(DagError::CommandAndScript { step: step.name.clone() });
+        errors.push(DagError::CommandAndScript {
+            step: step.name.clone(),
+        });
     }
     if step.container.image.is_none() && spec.defaults.image.is_none() {
-        errors.push(DagError::NoImage { step: step.name.clone() });
+        errors.push(DagError::NoImage {
+            step: step.name.clone(),
+        });
     }
     let env_names = env_names(&spec.defaults).chain(env_names(&step.container));
     for name in env_names {
         if name.starts_with(RESERVED_ENV_PREFIX) || spec.params.iter().any(|p| p.name == name) {
-            errors.push(DagError::ReservedEnv { step: step.name.clone(), name: name.to_string() });
+            errors.push(DagError::ReservedEnv {
+                step: step.name.clone(),
+                name: name.to_string(),
+            });
         }
     }
 }
@@ -158,7 +185,10 @@ mod tests {
 
     fn dag(steps: Vec<Step>) -> DagSpec {
         DagSpec {
-            defaults: ContainerSettings { image: Some("busybox".into()), ..Default::default() },
+            defaults: ContainerSettings {
+                image: Some("busybox".into()),
+                ..Default::default()
+            },
             steps,
             ..Default::default()
         }
@@ -170,13 +200,23 @@ mod tests {
 
     #[test]
     fn valid_diamond_passes() {
-        let spec = dag(vec![step("a", &[]), step("b", &["a"]), step("c", &["a"]), step("d", &["b", "c"])]);
+        let spec = dag(vec![
+            step("a", &[]),
+            step("b", &["a"]),
+            step("c", &["a"]),
+            step("d", &["b", "c"]),
+        ]);
         assert_eq!(validate_dag(&spec), Ok(()));
     }
 
     #[test]
     fn cycle_names_its_steps() {
-        let spec = dag(vec![step("a", &["c"]), step("b", &["a"]), step("c", &["b"]), step("ok", &[])]);
+        let spec = dag(vec![
+            step("a", &["c"]),
+            step("b", &["a"]),
+            step("c", &["b"]),
+            step("ok", &[]),
+        ]);
         let msg = messages(&spec);
         assert!(msg.contains("dependency cycle"), "{msg}");
         for s in ["\"a\"", "\"b\"", "\"c\""] {
@@ -202,7 +242,10 @@ mod tests {
         let mut s = step("run", &[]);
         s.command = vec!["echo".into()];
         s.script = Some("echo hi".into());
-        assert_eq!(messages(&dag(vec![s])), "step \"run\": command/args and script are exclusive; set one");
+        assert_eq!(
+            messages(&dag(vec![s])),
+            "step \"run\": command/args and script are exclusive; set one"
+        );
     }
 
     #[test]
@@ -217,7 +260,10 @@ mod tests {
     #[test]
     fn bad_names_are_refused() {
         let mut spec = dag(vec![step("Bad_Name", &[])]);
-        spec.params = vec![ParamDecl { name: "9lives".into(), default: None }];
+        spec.params = vec![ParamDecl {
+            name: "9lives".into(),
+            default: None,
+        }];
         let msg = messages(&spec);
         assert!(msg.contains("step \"Bad_Name\": invalid name"), "{msg}");
         assert!(msg.contains("invalid parameter name \"9lives\""), "{msg}");
@@ -226,11 +272,23 @@ mod tests {
     #[test]
     fn env_may_not_shadow_params_or_reserved_names() {
         let mut spec = dag(vec![step("a", &[])]);
-        spec.params = vec![ParamDecl { name: "file".into(), default: None }];
-        spec.steps[0].container.env = vec![EnvVar { name: "file".into(), ..Default::default() }];
-        spec.defaults.env = vec![EnvVar { name: "KUBEDAG_RUN".into(), ..Default::default() }];
+        spec.params = vec![ParamDecl {
+            name: "file".into(),
+            default: None,
+        }];
+        spec.steps[0].container.env = vec![EnvVar {
+            name: "file".into(),
+            ..Default::default()
+        }];
+        spec.defaults.env = vec![EnvVar {
+            name: "KUBEDAG_RUN".into(),
+            ..Default::default()
+        }];
         let msg = messages(&spec);
-        assert!(msg.contains("\"file\"") && msg.contains("\"KUBEDAG_RUN\""), "{msg}");
+        assert!(
+            msg.contains("\"file\"") && msg.contains("\"KUBEDAG_RUN\""),
+            "{msg}"
+        );
     }
 
     #[test]

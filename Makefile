@@ -1,0 +1,41 @@
+# kubedag: the README's commands are `make demo` and `make test`.
+SHELL := /bin/bash
+E2E_DIR ?= /var/lib/kubedag-e2e
+export PATH := $(E2E_DIR)/bin:$(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
+
+.PHONY: build release test unit lint fmt crds cluster-up cluster-down smoke demo install bench
+
+build:
+	cargo build --locked
+
+release:
+	cargo build --locked --release
+
+## Every test: unit + property, CRD drift, the cluster smoke test, and e2e on the local cluster.
+test:
+	scripts/test.sh
+
+## Unit and property tests only (no cluster).
+unit:
+	cargo test --locked
+
+lint:
+	cargo fmt --check
+	cargo clippy --locked --all-targets -- -D warnings
+
+fmt:
+	cargo fmt
+
+## Regenerate crds/ from the Rust types.
+crds:
+	cargo run -q --locked -- crds > crds/kubedag.io.yaml
+
+## The local real control plane and node; prints the export lines to use it.
+cluster-up:
+	@e2e/cluster-up.sh
+
+cluster-down:
+	@e2e/cluster-down.sh
+
+smoke:
+	e2e/smoke-test.sh

@@ -1,0 +1,46 @@
+use std::sync::Arc;
+
+use futures::channel::mpsc::UnboundedSender;
+use k8s_openapi::api::batch::v1::Job;
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::{Dag, DagRun};
+
+use super::metrics::Metrics;
+
+/// Operator-wide settings (command-line flags).
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// Watch only this namespace; None = all namespaces.
+    pub namespace: Option<String>,
+    /// A Running step whose Job has been missing this long was deleted by hand and is relaunched.
+    pub missing_job_grace_seconds: i64,
+    /// Parallel reconciles.
+    pub concurrency: u16,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            namespace: None,
+            missing_job_grace_seconds: 10,
+            concurrency: 16,
+        }
+    }
+}
+
+/// Shared state of the reconcilers: the API client and read-only caches. Holds nothing that a
+/// restart would lose: every decision is derived from the API server's objects.
+pub struct Context {
+    pub client: Client,
+    pub config: OperatorConfig,
+    pub dags: Store<Dag>,
+    pub jobs: Store<Job>,
+    pub runs: Store<DagRun>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Asks the Dag reconciler to recount a Dag's runs after a run changed phase.
+    pub dag_changed: UnboundedSender<ObjectRef<Dag>>,
+}

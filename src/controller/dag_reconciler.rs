@@ -1,0 +1,83 @@
+//! The Dag reconciler: the `Valid` condition (with the validation message naming the step), the
+//! step count, and how many runs of the Dag are active or queued.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::PostParams;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use crate::api::{Dag, DagStatus, RunPhase};
+use crate::engine::validate;
+
+use super::error::is_conflict;
+use super::{Context, Error, events};
+
+pub async fn reconcile(dag: Arc<Dag>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics.reconcile("dag");
+    if dag.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let namespace = dag.namespace().unwrap_or_default();
+    let name = dag.name_any();
+    let (mut active, mut queued) = (0u32, 0u32);
+    for run in ctx.runs.state() {
+        if run.spec.dag_ref.name != name || run.namespace().as_deref() != Some(namespace.as_str()) {
+            continue;
+        }
+        match run.status.as_ref().map(|s| s.phase) {
+            Some(RunPhase::Running) => active += 1,
+            Some(RunPhase::Queued) => queued += 1,
+            _ => {}
+        }
+    }
+    let old = dag.status.clone().unwrap_or_default();
+    let valid = validity(&dag, old.conditions.iter().find(|c| c.type_ == "Valid"));
+    let status = DagStatus {
+        observed_generation: dag.metadata.generation,
+        step_count: dag.spec.steps.len() as u32,
+        active_runs: active,
+        queued_runs: queued,
+        conditions: vec![valid],
+    };
+    if status != old {
+        let mut updated = (*dag).clone();
+        updated.status = Some(status);
+        updated.metadata.managed_fields = None;
+        let api: Api<Dag> = Api::namespaced(ctx.client.clone(), &namespace);
+        api.replace_status(&name, &PostParams::default(), &updated)
+            .await?;
+        ctx.metrics.api_write("dag_status");
+    }
+    Ok(Action::await_change())
+}
+
+pub fn error_policy(dag: Arc<Dag>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_error("dag", err.kind());
+    if matches!(err, Error::Kube(e) if is_conflict(e)) {
+        return Action::requeue(Duration::from_millis(500));
+    }
+    tracing::warn!(dag = %dag.name_any(), %err, "dag reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// The `Valid` condition; keeps the previous transition time when nothing changed.
+fn validity(dag: &Dag, previous: Option<&Condition>) -> Condition {
+    let (status, reason, message) = match validate::validate_dag(&dag.spec) {
+        Ok(()) => ("True", "Valid", "the Dag passed validation".to_string()),
+        Err(errors) => ("False", "Invalid", errors.to_string()),
+    };
+    let unchanged = previous.filter(|c| c.status == status && c.message == message);
+    Condition {
+        type_: "Valid".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: dag.metadata.generation,
+        last_transition_time: unchanged
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(events::now),
+    }
+}

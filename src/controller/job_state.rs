@@ -1,0 +1,128 @@
+//! Reads a step Job (and, for failures, its pod) back into the planner's [`JobState`].
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+
+use crate::engine::plan::JobState;
+
+use super::Context;
+
+/// The state of Job `name` as far as run `run_uid` is concerned. A Job owned by another object is
+/// `Missing` for this run (e.g. a same-named earlier run's Job awaiting garbage collection).
+pub fn cached_state(ctx: &Context, namespace: &str, name: &str, run_uid: &str) -> JobState {
+    let Some(job) = ctx.jobs.get(&ObjectRef::new(name).within(namespace)) else {
+        return JobState::Missing;
+    };
+    if !is_owned_by(&job, run_uid) {
+        return JobState::Missing;
+    }
+    state_of(&job)
+}
+
+/// Whether `job` exists in the cache but belongs to something other than the run.
+pub fn owned_by_other(ctx: &Context, namespace: &str, name: &str, run_uid: &str) -> bool {
+    ctx.jobs
+        .get(&ObjectRef::new(name).within(namespace))
+        .is_some_and(|job| !is_owned_by(&job, run_uid))
+}
+
+fn is_owned_by(job: &Job, uid: &str) -> bool {
+    job.owner_references()
+        .iter()
+        .any(|o| o.uid == uid && o.controller == Some(true))
+}
+
+/// Maps the Job's terminal conditions. Only the final `Complete`/`Failed` conditions count, so a
+/// step is terminal only once its pod has stopped.
+pub fn state_of(job: &Job) -> JobState {
+    let status = job.status.as_ref();
+    let conditions = status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let is_true = |kind: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == kind && c.status == "True")
+    };
+    if let Some(done) = is_true("Complete") {
+        let finished = status
+            .and_then(|s| s.completion_time.clone())
+            .or_else(|| done.last_transition_time.clone());
+        return JobState::Succeeded {
+            finished_at: finished,
+            exit_code: Some(0),
+        };
+    }
+    if let Some(failed) = is_true("Failed") {
+        let message = match failed.reason.as_deref() {
+            Some("DeadlineExceeded") => "timed out (timeoutSeconds exceeded)".to_string(),
+            _ => failed
+                .message
+                .clone()
+                .unwrap_or_else(|| "the step's Job failed".into()),
+        };
+        return JobState::Failed {
+            finished_at: failed.last_transition_time.clone(),
+            exit_code: None,
+            message,
+        };
+    }
+    JobState::Active
+}
+
+/// Fills in the exit code and a short reason of a failed Job from its pod's container status.
+pub async fn with_pod_details(
+    ctx: &Context,
+    namespace: &str,
+    job_name: &str,
+    state: JobState,
+) -> JobState {
+    let JobState::Failed {
+        finished_at,
+        exit_code: None,
+        message,
+    } = state
+    else {
+        return state;
+    };
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let selector = format!("batch.kubernetes.io/job-name={job_name}");
+    let terminated = match pods.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .flat_map(|p| {
+                p.status
+                    .iter()
+                    .flat_map(|s| s.container_statuses.iter().flatten())
+            })
+            .find_map(|cs| cs.state.as_ref().and_then(|s| s.terminated.clone())),
+        Err(err) => {
+            tracing::warn!(%job_name, %err, "could not read the failed step's pod");
+            None
+        }
+    };
+    match terminated {
+        Some(t) => {
+            let reason = t.reason.unwrap_or_else(|| "Error".into());
+            let detail = if message.starts_with("timed out") {
+                message
+            } else {
+                format!("exit code {} ({reason})", t.exit_code)
+            };
+            JobState::Failed {
+                finished_at,
+                exit_code: Some(t.exit_code),
+                message: detail,
+            }
+        }
+        None => JobState::Failed {
+            finished_at,
+            exit_code: None,
+            message,
+        },
+    }
+}

@@ -1,0 +1,36 @@
+//! The Kubernetes side of kubedag: reconcilers for `DagRun` and `Dag`, the Jobs they launch,
+//! status writes, events and metrics.
+//!
+//! Data flows one way: watch event -> load run + its Jobs from the caches -> `engine::plan` ->
+//! apply the actions (create/delete Jobs) -> write status.
+//!
+//! Invariants (see also `engine`):
+//! 1. Reconcile is level-triggered and idempotent: everything is derived from the DagRun (spec,
+//!    status) and the Jobs it owns, never from process memory. Killing the operator at any instant
+//!    loses nothing.
+//! 2. Every object the operator creates has a deterministic name; AlreadyExists means "already done".
+//! 3. A step is launched only after all its dependencies reached a terminal phase; at most once per attempt.
+//! 4. A run executes the Dag spec captured in its status when it started.
+//! 5. Status is written only by the controller, through the status subresource, with the object's
+//!    resourceVersion as precondition, so no update is lost (a conflict retries from fresh state).
+//! 6. One run never reads or writes another run's Jobs: Jobs are found by deterministic name and
+//!    must carry the run's UID as controller owner.
+//! 7. Status stays small: compact per-step entries, nothing grows without bound.
+
+mod claim;
+mod context;
+mod dag_reconciler;
+mod error;
+mod events;
+mod job_builder;
+mod job_state;
+pub mod metrics;
+mod operator;
+mod run_reconciler;
+mod server;
+mod start;
+mod status;
+
+pub use context::{Context, OperatorConfig};
+pub use error::Error;
+pub use operator::run;

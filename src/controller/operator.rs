@@ -1,0 +1,134 @@
+//! Wiring of the operator process: caches, the two controllers and the HTTP endpoints.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::controller::Config as ControllerConfig;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::{Api, Client, Resource};
+
+use crate::admission::{self, server::WebhookOptions, server::WebhookState};
+use crate::api::{Dag, DagRun, labels};
+
+use super::metrics::Metrics;
+use super::{Context, OperatorConfig, dag_reconciler, run_reconciler, server};
+
+fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Only what the planner reads of a Job is kept in the cache (name, labels, owners, status),
+/// which keeps memory flat with tens of thousands of Jobs.
+fn strip_job(job: &mut Job) {
+    job.spec = None;
+    job.metadata.managed_fields = None;
+    job.metadata.annotations = None;
+}
+
+/// Runs the operator until SIGTERM/SIGINT.
+pub async fn run(
+    client: Client,
+    config: OperatorConfig,
+    metrics_addr: SocketAddr,
+    instance: String,
+    webhook: Option<WebhookOptions>,
+) {
+    let (jobs, jobs_writer) = reflector::store::<Job>();
+    let job_events = watcher(
+        api::<Job>(&client, &config.namespace),
+        watcher::Config::default().labels(labels::RUN),
+    )
+    .default_backoff()
+    .modify(strip_job)
+    .reflect(jobs_writer)
+    .touched_objects();
+    let controller_config = ControllerConfig::default().concurrency(config.concurrency);
+    let run_controller = Controller::new(
+        api::<DagRun>(&client, &config.namespace),
+        watcher::Config::default(),
+    )
+    .owns_stream(job_events)
+    .with_config(controller_config.clone())
+    .shutdown_on_signal();
+    let (dag_changed, dag_changes) = futures::channel::mpsc::unbounded();
+    let dag_controller = Controller::new(
+        api::<Dag>(&client, &config.namespace),
+        watcher::Config::default(),
+    )
+    .reconcile_on(dag_changes)
+    .with_config(controller_config)
+    .shutdown_on_signal();
+    let reporter = Reporter {
+        controller: "kubedag".into(),
+        instance: Some(instance),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config,
+        dags: dag_controller.store(),
+        jobs: jobs.clone(),
+        runs: run_controller.store(),
+        recorder: Recorder::new(client, reporter),
+        metrics: Arc::new(Metrics::default()),
+        dag_changed,
+    });
+
+    let ready = Arc::new(AtomicBool::new(false));
+    tokio::spawn(mark_ready_when_synced(ctx.clone(), ready.clone()));
+    let server_ctx = ctx.clone();
+    tokio::spawn(async move {
+        if let Err(err) = server::serve(metrics_addr, server_ctx, ready).await {
+            tracing::error!(%err, "metrics server stopped");
+        }
+    });
+
+    if let Some(options) = webhook {
+        let state = WebhookState {
+            client: ctx.client.clone(),
+            dags: ctx.dags.clone(),
+            runs: ctx.runs.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(err) = admission::server::run(options, state).await {
+                tracing::error!(%err, "admission webhook stopped");
+            }
+        });
+    }
+
+    let runs = run_controller
+        .run(
+            run_reconciler::reconcile,
+            run_reconciler::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
+    let dags = dag_controller
+        .run(dag_reconciler::reconcile, dag_reconciler::error_policy, ctx)
+        .for_each(|_| futures::future::ready(()));
+    tracing::info!("kubedag operator started");
+    futures::join!(runs, dags);
+    tracing::info!("kubedag operator stopped");
+}
+
+async fn mark_ready_when_synced(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
+    let synced = futures::future::try_join3(
+        ctx.runs.wait_until_ready(),
+        ctx.dags.wait_until_ready(),
+        ctx.jobs.wait_until_ready(),
+    )
+    .await;
+    if synced.is_ok() {
+        ready.store(true, Ordering::Relaxed);
+        tracing::info!("caches synced");
+    }
+}

@@ -1,0 +1,322 @@
+//! Harness of the end-to-end tests: each test gets its own namespace and its own operator
+//! process watching only that namespace, on the real local cluster (`make cluster-up`).
+//! The tests are `#[ignore]`d so `cargo test` alone needs no cluster; `make test` runs them with
+//! `--include-ignored` against the cluster it brings up.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use kubedag::api::{Dag, DagRun, RunPhase};
+
+pub const STEP_IMAGE: &str = "kubedag.local/busybox:1";
+
+/// Upper bound for any single wait; a safety net against hangs, not a speed assertion.
+pub const WAIT: Duration = Duration::from_secs(180);
+
+pub struct TestEnv {
+    pub client: Client,
+    pub ns: String,
+    pub metrics_port: u16,
+    operator: Option<Child>,
+    log_path: String,
+}
+
+static CRDS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+impl TestEnv {
+    /// A fresh namespace with an operator watching it.
+    pub async fn new(prefix: &str) -> TestEnv {
+        let mut env = TestEnv::without_operator(prefix).await;
+        env.start_operator(&[]);
+        env
+    }
+
+    /// A fresh namespace and the CRDs, but no operator yet.
+    pub async fn without_operator(prefix: &str) -> TestEnv {
+        let client = Client::try_default()
+            .await
+            .expect("KUBECONFIG points at the local cluster (make cluster-up)");
+        CRDS.get_or_init(|| install_crds(client.clone())).await;
+        let ns = format!(
+            "{prefix}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let mut object = Namespace::default();
+        object.metadata.name = Some(ns.clone());
+        object.metadata.labels = Some(BTreeMap::from([(
+            "kubedag.io/e2e".to_string(),
+            "true".to_string(),
+        )]));
+        namespaces
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create namespace");
+        wait_for_default_service_account(&client, &ns).await;
+        let log_dir = format!("{}/target/e2e-logs", env!("CARGO_MANIFEST_DIR"));
+        std::fs::create_dir_all(&log_dir).unwrap();
+        TestEnv {
+            client,
+            log_path: format!("{log_dir}/{ns}.log"),
+            ns,
+            metrics_port: 0,
+            operator: None,
+        }
+    }
+
+    /// Starts (or restarts) the operator process for this namespace.
+    pub fn start_operator(&mut self, extra_args: &[&str]) {
+        self.stop_operator();
+        self.metrics_port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_kubedag"))
+            .args([
+                "operator",
+                "--namespace",
+                &self.ns,
+                "--metrics-addr",
+                &format!("127.0.0.1:{}", self.metrics_port),
+            ])
+            .args(extra_args)
+            .env("RUST_LOG", "info,kubedag=debug,kube=warn")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the operator binary");
+        self.operator = Some(child);
+    }
+
+    /// SIGKILLs the operator (no graceful shutdown).
+    pub fn kill_operator(&mut self) {
+        self.stop_operator();
+    }
+
+    fn stop_operator(&mut self) {
+        if let Some(mut child) = self.operator.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Creates the object described by `yaml` in the test namespace.
+    pub async fn create<K>(&self, yaml: &str) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let object: K = serde_yaml::from_str(yaml).expect("valid test YAML");
+        self.api::<K>()
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create test object")
+    }
+
+    pub async fn try_create<K>(&self, yaml: &str) -> Result<K, kube::Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let object: K = serde_yaml::from_str(yaml).expect("valid test YAML");
+        self.api::<K>()
+            .create(&PostParams::default(), &object)
+            .await
+    }
+
+    /// Polls until `check` returns Some, failing the test after [`WAIT`].
+    pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what} (operator log: {})",
+                    self.log_path
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Waits until the run reaches a terminal phase and returns it.
+    pub async fn wait_finished(&self, name: &str) -> DagRun {
+        let runs = self.api::<DagRun>();
+        self.eventually(&format!("DagRun {name} to finish"), || async {
+            let run = runs.get(name).await.ok()?;
+            run.status.as_ref().filter(|s| s.phase.is_terminal())?;
+            Some(run)
+        })
+        .await
+    }
+
+    pub async fn wait_phase(&self, name: &str, phase: RunPhase) -> DagRun {
+        let runs = self.api::<DagRun>();
+        self.eventually(&format!("DagRun {name} to be {phase:?}"), || async {
+            let run = runs.get(name).await.ok()?;
+            (run.status.as_ref()?.phase == phase).then_some(run)
+        })
+        .await
+    }
+
+    pub async fn jobs_of(&self, run: &str) -> Vec<Job> {
+        let lp = ListParams::default().labels(&format!("kubedag.io/run={run}"));
+        self.api::<Job>().list(&lp).await.unwrap().items
+    }
+
+    pub async fn pods_of(&self, run: &str) -> Vec<Pod> {
+        let lp = ListParams::default().labels(&format!("kubedag.io/run={run}"));
+        self.api::<Pod>().list(&lp).await.unwrap().items
+    }
+
+    /// Logs of the pod of the given step's latest Job.
+    pub async fn step_log(&self, run: &str, step: &str) -> String {
+        let lp =
+            ListParams::default().labels(&format!("kubedag.io/run={run},kubedag.io/step={step}"));
+        let pods = self.api::<Pod>().list(&lp).await.unwrap().items;
+        let pod = pods
+            .iter()
+            .max_by_key(|p| p.creation_timestamp())
+            .expect("a pod for the step");
+        self.api::<Pod>()
+            .logs(&pod.name_any(), &LogParams::default())
+            .await
+            .unwrap()
+    }
+
+    pub async fn dag(&self) -> Api<Dag> {
+        self.api::<Dag>()
+    }
+
+    /// Operator metric value (sum over label sets) whose line starts with `name`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let body = http_get(&url).await;
+        body.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.stop_operator();
+        if std::thread::panicking() {
+            eprintln!(
+                "test failed; operator log: {} (namespace {} kept)",
+                self.log_path, self.ns
+            );
+            return;
+        }
+        let (client, ns) = (self.client.clone(), self.ns.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let namespaces: Api<Namespace> = Api::all(client);
+                let _ = namespaces.delete(&ns, &DeleteParams::background()).await;
+            });
+        })
+        .join();
+    }
+}
+
+async fn install_crds(client: Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    let yaml = kubedag::api::crds_yaml().unwrap();
+    for doc in serde_yaml::Deserializer::from_str(&yaml) {
+        let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc).unwrap();
+        let name = crd.name_any();
+        crds.patch(
+            &name,
+            &PatchParams::apply("kubedag-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply CRD");
+        for _ in 0..100 {
+            let current = crds.get(&name).await.unwrap();
+            let established = current
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn wait_for_default_service_account(client: &Client, ns: &str) {
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), ns);
+    for _ in 0..200 {
+        if sas.get_opt("default").await.ok().flatten().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("namespace {ns} never got its default ServiceAccount");
+}
+
+fn free_port() -> u16 {
+    static NEXT: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
+    let _guard = NEXT.get_or_init(Default::default).lock().unwrap();
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Minimal HTTP GET over a raw TCP socket (the tests need no HTTP client dependency for this).
+async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connect to the operator's metrics");
+    let request = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
