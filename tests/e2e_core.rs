@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{STEP_IMAGE, TestEnv};
+use common::{STEP_IMAGE, TestEnv, run_yaml};
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -35,17 +35,6 @@ spec:
       depends: [b, c]
       script: 'echo "d file=$file"'
 "#
-    )
-}
-
-fn run_yaml(name: &str, dag: &str, params: &[(&str, &str)]) -> String {
-    let params: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{k}: \"{v}\""))
-        .collect();
-    format!(
-        "apiVersion: kubedag.io/v1alpha1\nkind: DagRun\nmetadata: {{name: {name}}}\nspec:\n  dagRef: {{name: {dag}}}\n  params: {{{}}}\n",
-        params.join(", ")
     )
 }
 

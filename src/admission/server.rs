@@ -171,7 +171,11 @@ async fn maintain(options: WebhookOptions, client: Client, tls: RustlsConfig, ca
             },
             _ => {}
         }
-        if let Some(registration) = options.registration.as_ref().filter(|_| ticks.is_multiple_of(5)) {
+        if let Some(registration) = options
+            .registration
+            .as_ref()
+            .filter(|_| ticks.is_multiple_of(5))
+        {
             let bundle = ca.as_ref().map(|c| c.cert_pem.as_str());
             if let Err(err) = registration::apply(client.clone(), registration, bundle).await {
                 tracing::warn!(%err, "could not re-apply the webhook configuration");

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -24,12 +25,41 @@ pub const STEP_IMAGE: &str = "kubedag.local/busybox:1";
 /// Upper bound for any single wait; a safety net against hangs, not a speed assertion.
 pub const WAIT: Duration = Duration::from_secs(180);
 
+/// A DagRun manifest named `name` of Dag `dag` with string params.
+pub fn run_yaml(name: &str, dag: &str, params: &[(&str, &str)]) -> String {
+    let params: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}: \"{v}\""))
+        .collect();
+    format!(
+        "apiVersion: kubedag.io/v1alpha1\nkind: DagRun\nmetadata: {{name: {name}}}\nspec:\n  dagRef: {{name: {dag}}}\n  params: {{{}}}\n",
+        params.join(", ")
+    )
+}
+
+/// A one-step Dag with a required `file` param whose step runs `command` (a shell script).
+pub fn one_step_dag(name: &str, policy: &str, script: &str) -> String {
+    format!(
+        r#"
+apiVersion: kubedag.io/v1alpha1
+kind: Dag
+metadata: {{name: {name}}}
+spec:
+  params: [{{name: file}}]
+  defaults: {{image: "{STEP_IMAGE}", imagePullPolicy: IfNotPresent}}
+  duplicatePolicy: {policy}
+  steps: [{{name: work, script: '{script}'}}]
+"#
+    )
+}
+
 pub struct TestEnv {
     pub client: Client,
     pub ns: String,
     pub metrics_port: u16,
     operator: Option<Child>,
     log_path: String,
+    webhook: bool,
 }
 
 static CRDS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
@@ -40,6 +70,58 @@ impl TestEnv {
         let mut env = TestEnv::without_operator(prefix).await;
         env.start_operator(&[]);
         env
+    }
+
+    /// A fresh namespace with an operator that also serves and registers the admission webhook
+    /// (by URL, restricted to this namespace, failurePolicy Fail so refusals are deterministic).
+    pub async fn with_webhook(prefix: &str) -> TestEnv {
+        let mut env = TestEnv::without_operator(prefix).await;
+        env.start_operator_with_webhook();
+        env.wait_for_webhook().await;
+        env
+    }
+
+    pub fn start_operator_with_webhook(&mut self) {
+        let port = free_port();
+        let (addr, url, name) = (
+            format!("127.0.0.1:{port}"),
+            format!("https://127.0.0.1:{port}"),
+            self.webhook_config_name(),
+        );
+        self.start_operator(&[
+            "--webhook-addr",
+            &addr,
+            "--webhook-url",
+            &url,
+            "--webhook-config-name",
+            &name,
+            "--webhook-failure-policy",
+            "Fail",
+        ]);
+        self.webhook = true;
+    }
+
+    pub fn webhook_config_name(&self) -> String {
+        format!("kubedag-{}", self.ns)
+    }
+
+    /// Waits until the webhook answers: an invalid Dag is refused by it.
+    pub async fn wait_for_webhook(&self) {
+        let probe = "apiVersion: kubedag.io/v1alpha1\nkind: Dag\nmetadata: {name: webhook-probe}\nspec:\n  steps: [{name: a, depends: [missing]}]\n";
+        self.eventually("the admission webhook to answer", || async {
+            match self.try_create::<Dag>(probe).await {
+                Err(kube::Error::Api(e)) if e.message.contains("unknown step") => Some(()),
+                Ok(_) => {
+                    let _ = self
+                        .api::<Dag>()
+                        .delete("webhook-probe", &DeleteParams::default())
+                        .await;
+                    None
+                }
+                Err(_) => None,
+            }
+        })
+        .await;
     }
 
     /// A fresh namespace and the CRDs, but no operator yet.
@@ -72,6 +154,7 @@ impl TestEnv {
             ns,
             metrics_port: 0,
             operator: None,
+            webhook: false,
         }
     }
 
@@ -241,10 +324,18 @@ impl Drop for TestEnv {
             );
             return;
         }
-        let (client, ns) = (self.client.clone(), self.ns.clone());
+        let (client, ns, webhook) = (
+            self.client.clone(),
+            self.ns.clone(),
+            self.webhook.then(|| self.webhook_config_name()),
+        );
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async {
+                if let Some(name) = webhook {
+                    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+                    let _ = configs.delete(&name, &DeleteParams::default()).await;
+                }
                 let namespaces: Api<Namespace> = Api::all(client);
                 let _ = namespaces.delete(&ns, &DeleteParams::background()).await;
             });
