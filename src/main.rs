@@ -6,7 +6,10 @@ use clap::{Parser, Subcommand};
 
 use kubedag::admission::registration::{Endpoint, Registration};
 use kubedag::admission::server::{CertSource, WebhookOptions, install_crypto_provider};
-use kubedag::controller::{self, OperatorConfig};
+use std::sync::Arc;
+
+use kubedag::controller::server::{self, Health};
+use kubedag::controller::{self, Caps, OperatorConfig, leader};
 
 #[derive(Parser)]
 #[command(
@@ -41,9 +44,24 @@ struct OperatorArgs {
     /// Seconds a Running step's Job may be missing before it is recreated (it was deleted by hand).
     #[arg(long, default_value_t = 10)]
     missing_job_grace_seconds: i64,
+    /// Operator-wide cap on running DagRuns (0 = unlimited); extra runs wait as Queued.
+    #[arg(long, env = "KUBEDAG_MAX_RUNNING_RUNS", default_value_t = 0)]
+    max_running_runs: usize,
+    /// Operator-wide cap on running step Jobs (0 = unlimited); ready steps wait until Jobs finish.
+    #[arg(long, env = "KUBEDAG_MAX_RUNNING_JOBS", default_value_t = 0)]
+    max_running_jobs: usize,
+    /// Keep at most this many finished runs per Dag (0 = keep all); the oldest are deleted with their Jobs.
+    #[arg(long, env = "KUBEDAG_HISTORY_LIMIT", default_value_t = 0)]
+    history_limit: usize,
     /// Log format.
     #[arg(long, env = "KUBEDAG_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Elect a leader among replicas through a Lease; only the leader reconciles.
+    #[arg(long, env = "KUBEDAG_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Namespace of the leader Lease (default: POD_NAMESPACE, else --namespace, else default).
+    #[arg(long, env = "POD_NAMESPACE")]
+    leader_election_namespace: Option<String>,
     /// Name of this replica in events and leases (default: the host name).
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,
@@ -101,9 +119,7 @@ impl OperatorArgs {
                     .unwrap_or_else(|| format!("{default_ns}/kubedag-webhook-ca"));
                 let (namespace, secret) = split_ref(&secret, "--webhook-ca-secret")?;
                 let dns_names = match &endpoint {
-                    Some(Endpoint::Service {
-                        namespace, name, ..
-                    }) => vec![
+                    Some(Endpoint::Service { namespace, name, .. }) => vec![
                         format!("{name}.{namespace}.svc"),
                         format!("{name}.{namespace}.svc.cluster.local"),
                         format!("{name}.{namespace}"),
@@ -156,10 +172,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 namespace: args.namespace.clone(),
                 missing_job_grace_seconds: args.missing_job_grace_seconds,
                 concurrency: args.concurrency,
+                caps: Caps {
+                    max_running_runs: args.max_running_runs,
+                    max_running_jobs: args.max_running_jobs,
+                },
+                history_limit: args.history_limit,
             };
             let instance = args.instance.clone().unwrap_or_else(hostname);
-            controller::run(client, config, args.metrics_addr, instance, webhook).await;
-            Ok(())
+            let health = Arc::new(Health::default());
+            let server = tokio::spawn(server::serve(args.metrics_addr, health.clone()));
+            if args.leader_elect {
+                let namespace = args
+                    .leader_election_namespace
+                    .clone()
+                    .or(args.namespace.clone())
+                    .unwrap_or("default".into());
+                let leading = leader::acquire(client.clone(), &namespace, &instance).await?;
+                tokio::spawn(leader::exit_on_loss(leading));
+            }
+            tokio::select! {
+                () = controller::run(client, config, health, instance, webhook) => Ok(()),
+                served = server => Err(format!("metrics server stopped: {served:?}").into()),
+            }
         }
     }
 }
@@ -171,8 +205,7 @@ fn hostname() -> String {
 }
 
 fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,kube=warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if format == "json" {
         builder.json().init();

@@ -2,9 +2,8 @@
 
 #[test]
 fn committed_crds_match_the_rust_types() {
-    let committed =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/kubedag.io.yaml"))
-            .expect("crds/kubedag.io.yaml exists");
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/kubedag.io.yaml"))
+        .expect("crds/kubedag.io.yaml exists");
     let generated = kubedag::api::crds_yaml().unwrap();
     assert!(
         committed == generated,

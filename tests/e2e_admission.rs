@@ -41,10 +41,7 @@ async fn forbid_refuses_same_params_while_running_and_accepts_them_after_failure
         env.try_create::<DagRun>(&run_yaml("second", "img", &[("file", "m31.fits")]))
             .await,
     );
-    assert!(
-        message.contains("\"first\"") && message.contains(&hash),
-        "{message}"
-    );
+    assert!(message.contains("\"first\"") && message.contains(&hash), "{message}");
     env.create::<DagRun>(&run_yaml("other", "img", &[("file", "m42.fits")]))
         .await;
 
@@ -61,10 +58,7 @@ async fn forbid_refuses_same_params_while_running_and_accepts_them_after_failure
     // A failed run releases its parameter set.
     env.create::<DagRun>(&run_yaml("bad-1", "img", &[("file", "bad.fits")]))
         .await;
-    assert_eq!(
-        env.wait_finished("bad-1").await.status.unwrap().phase,
-        RunPhase::Failed
-    );
+    assert_eq!(env.wait_finished("bad-1").await.status.unwrap().phase, RunPhase::Failed);
     env.create::<DagRun>(&run_yaml("bad-2", "img", &[("file", "bad.fits")]))
         .await;
 
@@ -82,11 +76,7 @@ async fn forbid_refuses_same_params_while_running_and_accepts_them_after_failure
         .create::<DagRun>(&run_yaml("cancel-2", "img", &[("file", "c.fits")]))
         .await;
     assert_eq!(
-        env.wait_finished(&accepted.name_any())
-            .await
-            .status
-            .unwrap()
-            .phase,
+        env.wait_finished(&accepted.name_any()).await.status.unwrap().phase,
         RunPhase::Succeeded
     );
 }
@@ -97,8 +87,7 @@ async fn forbid_concurrent_accepts_same_params_after_success() {
     let env = TestEnv::with_webhook("concurrent").await;
     env.create::<Dag>(&one_step_dag("img", "ForbidConcurrent", "sleep 2"))
         .await;
-    env.create::<DagRun>(&run_yaml("first", "img", &[("file", "x")]))
-        .await;
+    env.create::<DagRun>(&run_yaml("first", "img", &[("file", "x")])).await;
     env.wait_phase("first", RunPhase::Running).await;
     refusal(
         env.try_create::<DagRun>(&run_yaml("second", "img", &[("file", "x")]))
@@ -108,8 +97,7 @@ async fn forbid_concurrent_accepts_same_params_after_success() {
         env.wait_finished("first").await.status.unwrap().phase,
         RunPhase::Succeeded
     );
-    env.create::<DagRun>(&run_yaml("third", "img", &[("file", "x")]))
-        .await;
+    env.create::<DagRun>(&run_yaml("third", "img", &[("file", "x")])).await;
     assert_eq!(
         env.wait_finished("third").await.status.unwrap().phase,
         RunPhase::Succeeded
@@ -131,18 +119,9 @@ async fn kubectl_apply_shows_the_refusal_naming_the_field_or_step() {
                 .spawn()
                 .expect("kubectl on PATH (make test puts the cluster's kubectl there)");
             use tokio::io::AsyncWriteExt;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(yaml.as_bytes())
-                .await
-                .unwrap();
+            child.stdin.take().unwrap().write_all(yaml.as_bytes()).await.unwrap();
             let out = child.wait_with_output().await.unwrap();
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stderr).to_string(),
-            )
+            (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
         }
     };
     let dag = |steps: &str| {
@@ -201,8 +180,7 @@ async fn fifty_racing_duplicates_with_webhook_yield_exactly_one_run() {
 }
 
 async fn race_fifty(env: &TestEnv) {
-    env.create::<Dag>(&one_step_dag("img", "Forbid", "sleep 1"))
-        .await;
+    env.create::<Dag>(&one_step_dag("img", "Forbid", "sleep 1")).await;
     let manifests: Vec<String> = (0..50)
         .map(|i| run_yaml(&format!("dup-{i}"), "img", &[("file", "same.fits")]))
         .collect();
@@ -212,11 +190,9 @@ async fn race_fifty(env: &TestEnv) {
     for result in results {
         match result {
             Ok(run) => created.push(run.name_any()),
-            Err(kube::Error::Api(status)) => assert!(
-                status.message.contains("duplicate parameters"),
-                "{}",
-                status.message
-            ),
+            Err(kube::Error::Api(status)) => {
+                assert!(status.message.contains("duplicate parameters"), "{}", status.message)
+            }
             Err(other) => panic!("unexpected error {other}"),
         }
     }
@@ -227,10 +203,7 @@ async fn race_fifty(env: &TestEnv) {
         let status = run.status.unwrap();
         outcomes.push((name.clone(), status.phase, status.reason));
     }
-    let succeeded: Vec<_> = outcomes
-        .iter()
-        .filter(|o| o.1 == RunPhase::Succeeded)
-        .collect();
+    let succeeded: Vec<_> = outcomes.iter().filter(|o| o.1 == RunPhase::Succeeded).collect();
     assert_eq!(succeeded.len(), 1, "exactly one run proceeds: {outcomes:?}");
     for (name, phase, reason) in &outcomes {
         if *phase != RunPhase::Succeeded {
@@ -239,10 +212,7 @@ async fn race_fifty(env: &TestEnv) {
                 (RunPhase::Rejected, Some("DuplicateParams")),
                 "{name}"
             );
-            assert!(
-                env.jobs_of(name).await.is_empty(),
-                "rejected run {name} launched a Job"
-            );
+            assert!(env.jobs_of(name).await.is_empty(), "rejected run {name} launched a Job");
         }
     }
     assert_eq!(env.jobs_of(&succeeded[0].0).await.len(), 1);

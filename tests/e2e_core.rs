@@ -52,23 +52,13 @@ async fn diamond_runs_in_parallel_with_their_own_params_and_labels() {
         let name = format!("run-{i}");
         let run = env.wait_finished(&name).await;
         let status = run.status.clone().unwrap();
-        assert_eq!(
-            status.phase,
-            RunPhase::Succeeded,
-            "{name}: {:?}",
-            status.message
-        );
+        assert_eq!(status.phase, RunPhase::Succeeded, "{name}: {:?}", status.message);
         assert_eq!(status.progress.as_deref(), Some("4/4"));
         let expected_params = format!(r#"{{"file":"{file}","threshold":"0.5"}}"#);
         let expected_hash = hex_sha256(&expected_params);
         assert_eq!(status.param_hash.as_deref(), Some(expected_hash.as_str()));
         let request_id = status.request_id.clone().unwrap();
-        assert_eq!(
-            uuid::Uuid::parse_str(&request_id)
-                .unwrap()
-                .get_version_num(),
-            4
-        );
+        assert_eq!(uuid::Uuid::parse_str(&request_id).unwrap().get_version_num(), 4);
         for step in &status.steps {
             assert_eq!(step.phase, StepPhase::Succeeded, "{name}/{}", step.name);
             assert_eq!((step.attempts, step.exit_code), (1, Some(0)));
@@ -89,18 +79,12 @@ async fn diamond_runs_in_parallel_with_their_own_params_and_labels() {
             assert_eq!(labels["kubedag.io/request-id"], request_id);
             assert_eq!(labels["kubedag.io/param-hash"], expected_hash[..32]);
         }
-        assert_eq!(
-            env.step_log(&name, "a").await.trim(),
-            format!("a file={file}")
-        );
+        assert_eq!(env.step_log(&name, "a").await.trim(), format!("a file={file}"));
         assert_eq!(
             env.step_log(&name, "b").await.trim(),
             format!("b file={file} threshold=0.5 run={name} hash={expected_hash} req={request_id}")
         );
-        assert_eq!(
-            env.step_log(&name, "c").await.trim(),
-            format!("c file={file} step=c")
-        );
+        assert_eq!(env.step_log(&name, "c").await.trim(), format!("c file={file} step=c"));
         let b = status.steps.iter().find(|s| s.name == "b").unwrap();
         let d = status.steps.iter().find(|s| s.name == "d").unwrap();
         let a = status.steps.iter().find(|s| s.name == "a").unwrap();
@@ -121,10 +105,7 @@ async fn diamond_runs_in_parallel_with_their_own_params_and_labels() {
         })
         .await;
     let valid = &dag.status.unwrap().conditions[0];
-    assert_eq!(
-        (valid.type_.as_str(), valid.status.as_str()),
-        ("Valid", "True")
-    );
+    assert_eq!((valid.type_.as_str(), valid.status.as_str()), ("Valid", "True"));
 }
 
 #[tokio::test]
@@ -242,11 +223,7 @@ spec:
     assert_eq!(status.phase, RunPhase::Failed);
     assert_eq!(status.steps[0].phase, StepPhase::Failed);
     assert!(
-        status.steps[0]
-            .message
-            .as_deref()
-            .unwrap()
-            .contains("timed out"),
+        status.steps[0].message.as_deref().unwrap().contains("timed out"),
         "{:?}",
         status.steps[0].message
     );
@@ -279,11 +256,9 @@ spec:
     ))
     .await;
     env.create::<DagRun>(&run_yaml("doomed", "long", &[])).await;
-    env.create::<DagRun>(&run_yaml("survivor", "long", &[]))
-        .await;
+    env.create::<DagRun>(&run_yaml("survivor", "long", &[])).await;
     env.eventually("both runs' pods to exist", || async {
-        (env.pods_of("doomed").await.len() == 1 && env.pods_of("survivor").await.len() == 1)
-            .then_some(())
+        (env.pods_of("doomed").await.len() == 1 && env.pods_of("survivor").await.len() == 1).then_some(())
     })
     .await;
     env.api::<DagRun>()
@@ -291,15 +266,10 @@ spec:
         .await
         .unwrap();
     env.eventually("the deleted run's Jobs and pods to be gone", || async {
-        (env.jobs_of("doomed").await.is_empty() && env.pods_of("doomed").await.is_empty())
-            .then_some(())
+        (env.jobs_of("doomed").await.is_empty() && env.pods_of("doomed").await.is_empty()).then_some(())
     })
     .await;
-    assert_eq!(
-        env.jobs_of("survivor").await.len(),
-        1,
-        "the other run keeps its Job"
-    );
+    assert_eq!(env.jobs_of("survivor").await.len(), 1, "the other run keeps its Job");
     let survivor = env.api::<DagRun>().get("survivor").await.unwrap();
     assert_eq!(survivor.status.unwrap().phase, RunPhase::Running);
 }
@@ -323,8 +293,7 @@ spec:
         )
     };
     env.create::<Dag>(&dag("original")).await;
-    env.create::<DagRun>(&run_yaml("before", "evolving", &[]))
-        .await;
+    env.create::<DagRun>(&run_yaml("before", "evolving", &[])).await;
     env.wait_phase("before", RunPhase::Running).await;
     let edited: Dag = serde_yaml::from_str(&dag("edited")).unwrap();
     let patch = serde_json::json!({"spec": edited.spec});
@@ -333,8 +302,7 @@ spec:
         .patch("evolving", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    env.create::<DagRun>(&run_yaml("after", "evolving", &[]))
-        .await;
+    env.create::<DagRun>(&run_yaml("after", "evolving", &[])).await;
     assert_eq!(
         env.wait_finished("before").await.status.unwrap().phase,
         RunPhase::Succeeded
@@ -352,24 +320,15 @@ spec:
 async fn bad_runs_fail_with_a_message_naming_the_problem_and_launch_nothing() {
     let env = TestEnv::new("badinput").await;
     env.create::<Dag>(&diamond_dag("img")).await;
-    env.create::<DagRun>(&run_yaml("no-dag", "missing", &[]))
+    env.create::<DagRun>(&run_yaml("no-dag", "missing", &[])).await;
+    env.create::<DagRun>(&run_yaml("undeclared", "img", &[("file", "x"), ("bogus", "1")]))
         .await;
-    env.create::<DagRun>(&run_yaml(
-        "undeclared",
-        "img",
-        &[("file", "x"), ("bogus", "1")],
-    ))
-    .await;
     env.create::<DagRun>(&run_yaml("missing-param", "img", &[("threshold", "1")]))
         .await;
     let cases = [
         ("no-dag", "DagNotFound", "Dag \"missing\" not found"),
         ("undeclared", "InvalidParams", "spec.params.bogus"),
-        (
-            "missing-param",
-            "InvalidParams",
-            "required parameter \"file\"",
-        ),
+        ("missing-param", "InvalidParams", "required parameter \"file\""),
     ];
     for (run, reason, fragment) in cases {
         let status = env.wait_finished(run).await.status.unwrap();
@@ -405,10 +364,7 @@ spec:
     let condition = env
         .eventually("the Valid condition", || async {
             let dag = env.dag().await.get("loop").await.ok()?;
-            dag.status?
-                .conditions
-                .into_iter()
-                .find(|c| c.type_ == "Valid")
+            dag.status?.conditions.into_iter().find(|c| c.type_ == "Valid")
         })
         .await;
     assert_eq!(condition.status, "False");
@@ -438,12 +394,9 @@ spec:
 "#
     ))
     .await;
-    env.create::<DagRun>(&run_yaml("r", "repairable", &[]))
-        .await;
+    env.create::<DagRun>(&run_yaml("r", "repairable", &[])).await;
     let job = env
-        .eventually("the step Job", || async {
-            env.jobs_of("r").await.into_iter().next()
-        })
+        .eventually("the step Job", || async { env.jobs_of("r").await.into_iter().next() })
         .await;
     env.api::<Job>()
         .delete(&job.name_any(), &DeleteParams::background())

@@ -13,9 +13,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
 use kube::{Api, Client};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
 
 /// Lifetime of a serving certificate; it is re-issued when less than a third remains.
 pub const SERVING_CERT_DAYS: i64 = 90;
@@ -30,10 +28,7 @@ pub enum CertError {
     #[error("CA Secret {0}: missing or unreadable ca.crt/ca.key")]
     BadSecret(String),
     #[error("reading {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// A PEM certificate chain and key to serve with.
@@ -53,9 +48,7 @@ pub struct Ca {
 
 fn ca_params() -> Result<CertificateParams, rcgen::Error> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "kubedag-webhook-ca");
+    params.distinguished_name.push(DnType::CommonName, "kubedag-webhook-ca");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -121,22 +114,14 @@ pub async fn shared_ca(client: Client, namespace: &str, name: &str) -> Result<Ca
     secret.type_ = Some("Opaque".into());
     secret.data = Some(
         [
-            (
-                "ca.crt".to_string(),
-                ByteString(ca.cert_pem.clone().into_bytes()),
-            ),
-            (
-                "ca.key".to_string(),
-                ByteString(ca.key.serialize_pem().into_bytes()),
-            ),
+            ("ca.crt".to_string(), ByteString(ca.cert_pem.clone().into_bytes())),
+            ("ca.key".to_string(), ByteString(ca.key.serialize_pem().into_bytes())),
         ]
         .into(),
     );
     match secrets.create(&PostParams::default(), &secret).await {
         Ok(_) => Ok(ca),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            ca_from_secret(&secrets.get(name).await?, name)
-        }
+        Err(kube::Error::Api(s)) if s.code == 409 => ca_from_secret(&secrets.get(name).await?, name),
         Err(err) => Err(err.into()),
     }
 }
@@ -150,8 +135,7 @@ fn ca_from_secret(secret: &Secret, name: &str) -> Result<Ca, CertError> {
             .and_then(|b| String::from_utf8(b.0.clone()).ok())
             .ok_or_else(|| CertError::BadSecret(name.to_string()))
     };
-    let key =
-        KeyPair::from_pem(&field("ca.key")?).map_err(|_| CertError::BadSecret(name.to_string()))?;
+    let key = KeyPair::from_pem(&field("ca.key")?).map_err(|_| CertError::BadSecret(name.to_string()))?;
     Ok(Ca {
         cert_pem: field("ca.crt")?,
         key,
@@ -178,9 +162,7 @@ mod tests {
             cert_pem: ca.cert_pem.clone(),
             key: KeyPair::from_pem(&ca.key.serialize_pem()).unwrap(),
         };
-        let cert = reloaded
-            .issue(&["kubedag.kubedag-system.svc".into()])
-            .unwrap();
+        let cert = reloaded.issue(&["kubedag.kubedag-system.svc".into()]).unwrap();
         assert!(cert.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         assert!(!needs_renewal(&cert, now));

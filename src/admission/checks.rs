@@ -43,25 +43,19 @@ pub fn check_run_create<'a>(
         )
     })?;
     let dag_name = &run.spec.dag_ref.name;
-    let dag = dag.ok_or_else(|| {
-        format!("spec.dagRef.name: Dag {dag_name:?} not found in namespace {namespace:?}")
-    })?;
+    let dag = dag.ok_or_else(|| format!("spec.dagRef.name: Dag {dag_name:?} not found in namespace {namespace:?}"))?;
     validate::validate_dag(&dag.spec).map_err(|e| format!("Dag {dag_name:?} is invalid: {e}"))?;
-    let resolved =
-        params::resolve(dag_name, &dag.spec.params, &run.spec.params).map_err(|e| e.to_string())?;
+    let resolved = params::resolve(dag_name, &dag.spec.params, &run.spec.params).map_err(|e| e.to_string())?;
     let policy = dag.spec.duplicate_policy;
     if policy == DuplicatePolicy::Allow {
         return Ok(());
     }
     let hash = params::param_hash(&resolved);
     let blocking = existing
-        .filter(|other| {
-            other.metadata.name != run.metadata.name && &other.spec.dag_ref.name == dag_name
-        })
+        .filter(|other| other.metadata.name != run.metadata.name && &other.spec.dag_ref.name == dag_name)
         .find(|other| {
             let phase = other.status.as_ref().map(|s| s.phase).unwrap_or_default();
-            duplicates::blocks(policy, phase)
-                && hash_of(other, dag).as_deref() == Some(hash.as_str())
+            duplicates::blocks(policy, phase) && hash_of(other, dag).as_deref() == Some(hash.as_str())
         });
     match blocking {
         Some(other) => Err(duplicates::refusal_message(
@@ -79,17 +73,14 @@ fn hash_of(run: &DagRun, dag: &Dag) -> Option<String> {
     if let Some(hash) = run.status.as_ref().and_then(|s| s.param_hash.clone()) {
         return Some(hash);
     }
-    let resolved =
-        params::resolve(&run.spec.dag_ref.name, &dag.spec.params, &run.spec.params).ok()?;
+    let resolved = params::resolve(&run.spec.dag_ref.name, &dag.spec.params, &run.spec.params).ok()?;
     Some(params::param_hash(&resolved))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{
-        ContainerSettings, DagRef, DagRunSpec, DagRunStatus, ParamDecl, RunPhase, Step,
-    };
+    use crate::api::{ContainerSettings, DagRef, DagRunSpec, DagRunStatus, ParamDecl, RunPhase, Step};
 
     fn dag(policy: DuplicatePolicy) -> Dag {
         let mut dag = Dag::new(
@@ -135,33 +126,17 @@ mod tests {
     fn duplicate_of_a_running_run_is_refused_naming_it_and_the_hash() {
         let dag = dag(DuplicatePolicy::Forbid);
         let existing = [run("first", "m31.fits", Some(RunPhase::Running))];
-        let err = check_run_create(
-            &run("second", "m31.fits", None),
-            "ns",
-            Some(&dag),
-            existing.iter(),
-        )
-        .unwrap_err();
+        let err = check_run_create(&run("second", "m31.fits", None), "ns", Some(&dag), existing.iter()).unwrap_err();
         let hash = params::param_hash(&[("file".to_string(), "m31.fits".to_string())].into());
         assert!(err.contains("\"first\"") && err.contains(&hash), "{err}");
-        assert!(
-            check_run_create(
-                &run("second", "m42.fits", None),
-                "ns",
-                Some(&dag),
-                existing.iter()
-            )
-            .is_ok()
-        );
+        assert!(check_run_create(&run("second", "m42.fits", None), "ns", Some(&dag), existing.iter()).is_ok());
     }
 
     #[test]
     fn pending_runs_without_status_count_as_duplicates() {
         let dag = dag(DuplicatePolicy::Forbid);
         let existing = [run("first", "x", None)];
-        assert!(
-            check_run_create(&run("second", "x", None), "ns", Some(&dag), existing.iter()).is_err()
-        );
+        assert!(check_run_create(&run("second", "x", None), "ns", Some(&dag), existing.iter()).is_err());
     }
 
     #[test]
@@ -170,46 +145,23 @@ mod tests {
             (DuplicatePolicy::Forbid, RunPhase::Succeeded, true),
             (DuplicatePolicy::Forbid, RunPhase::Failed, false),
             (DuplicatePolicy::Forbid, RunPhase::Cancelled, false),
-            (
-                DuplicatePolicy::ForbidConcurrent,
-                RunPhase::Succeeded,
-                false,
-            ),
+            (DuplicatePolicy::ForbidConcurrent, RunPhase::Succeeded, false),
             (DuplicatePolicy::ForbidConcurrent, RunPhase::Queued, true),
             (DuplicatePolicy::Allow, RunPhase::Running, false),
         ] {
             let existing = [run("first", "x", Some(phase))];
-            let result = check_run_create(
-                &run("second", "x", None),
-                "ns",
-                Some(&dag(policy)),
-                existing.iter(),
-            );
-            assert_eq!(
-                result.is_err(),
-                refused,
-                "{policy:?} with an existing {phase:?} run"
-            );
+            let result = check_run_create(&run("second", "x", None), "ns", Some(&dag(policy)), existing.iter());
+            assert_eq!(result.is_err(), refused, "{policy:?} with an existing {phase:?} run");
         }
     }
 
     #[test]
     fn missing_dag_and_bad_params_are_named() {
-        let err =
-            check_run_create(&run("r", "x", None), "ns", None, std::iter::empty()).unwrap_err();
-        assert_eq!(
-            err,
-            "spec.dagRef.name: Dag \"img\" not found in namespace \"ns\""
-        );
+        let err = check_run_create(&run("r", "x", None), "ns", None, std::iter::empty()).unwrap_err();
+        assert_eq!(err, "spec.dagRef.name: Dag \"img\" not found in namespace \"ns\"");
         let mut bad = run("r", "x", None);
         bad.spec.params.insert("bogus".into(), "1".into());
-        let err = check_run_create(
-            &bad,
-            "ns",
-            Some(&dag(DuplicatePolicy::Allow)),
-            std::iter::empty(),
-        )
-        .unwrap_err();
+        let err = check_run_create(&bad, "ns", Some(&dag(DuplicatePolicy::Allow)), std::iter::empty()).unwrap_err();
         assert!(err.contains("spec.params.bogus"), "{err}");
     }
 

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
-    WebhookClientConfig,
+    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Patch, PatchParams};
@@ -24,11 +23,7 @@ pub enum Endpoint {
     /// `https://host:port` (the operator runs outside the cluster, e.g. in tests and `make demo`).
     Url(String),
     /// A Service in front of the operator pods.
-    Service {
-        namespace: String,
-        name: String,
-        port: i32,
-    },
+    Service { namespace: String, name: String, port: i32 },
 }
 
 /// What to register.
@@ -43,20 +38,13 @@ pub struct Registration {
 }
 
 /// The configuration object for `registration` trusting `ca_bundle` (None: leave it to an injector).
-pub fn configuration(
-    registration: &Registration,
-    ca_bundle: Option<&str>,
-) -> ValidatingWebhookConfiguration {
+pub fn configuration(registration: &Registration, ca_bundle: Option<&str>) -> ValidatingWebhookConfiguration {
     let client_config = match &registration.endpoint {
         Endpoint::Url(base) => WebhookClientConfig {
             url: Some(format!("{base}{PATH}")),
             ..Default::default()
         },
-        Endpoint::Service {
-            namespace,
-            name,
-            port,
-        } => WebhookClientConfig {
+        Endpoint::Service { namespace, name, port } => WebhookClientConfig {
             service: Some(ServiceReference {
                 namespace: namespace.clone(),
                 name: name.clone(),
@@ -108,11 +96,7 @@ pub fn configuration(
 }
 
 /// Applies the configuration (server-side apply, forced: the operator owns these fields).
-pub async fn apply(
-    client: Client,
-    registration: &Registration,
-    ca_bundle: Option<&str>,
-) -> Result<(), kube::Error> {
+pub async fn apply(client: Client, registration: &Registration, ca_bundle: Option<&str>) -> Result<(), kube::Error> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client);
     let mut object = configuration(registration, ca_bundle);
     object.metadata.managed_fields = None;

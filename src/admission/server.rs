@@ -71,12 +71,7 @@ pub async fn run(options: WebhookOptions, state: WebhookState) -> Result<(), Web
         )
         .await?;
     }
-    tokio::spawn(maintain(
-        options.clone(),
-        state.client.clone(),
-        tls.clone(),
-        ca,
-    ));
+    tokio::spawn(maintain(options.clone(), state.client.clone(), tls.clone(), ca));
     let app = Router::new().route(PATH, post(handle)).with_state(state);
     tracing::info!(addr = %options.addr, "serving the admission webhook");
     axum_server::bind_rustls(options.addr, tls)
@@ -85,10 +80,7 @@ pub async fn run(options: WebhookOptions, state: WebhookState) -> Result<(), Web
     Ok(())
 }
 
-async fn initial_tls(
-    options: &WebhookOptions,
-    client: Client,
-) -> Result<(RustlsConfig, Option<Ca>), WebhookError> {
+async fn initial_tls(options: &WebhookOptions, client: Client) -> Result<(RustlsConfig, Option<Ca>), WebhookError> {
     match &options.certs {
         CertSource::SelfManaged {
             namespace,
@@ -97,16 +89,12 @@ async fn initial_tls(
         } => {
             let ca = certs::shared_ca(client, namespace, secret).await?;
             let cert = ca.issue(dns_names).map_err(CertError::from)?;
-            let tls = RustlsConfig::from_pem(cert.cert_pem.into_bytes(), cert.key_pem.into_bytes())
-                .await?;
+            let tls = RustlsConfig::from_pem(cert.cert_pem.into_bytes(), cert.key_pem.into_bytes()).await?;
             Ok((tls, Some(ca)))
         }
         CertSource::Mounted(dir) => {
             let (cert, key) = certs::read_mounted(dir)?;
-            Ok((
-                RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes()).await?,
-                None,
-            ))
+            Ok((RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes()).await?, None))
         }
     }
 }
@@ -136,10 +124,7 @@ async fn maintain(options: WebhookOptions, client: Client, tls: RustlsConfig, ca
                         Ok(cert) => {
                             not_after = cert.not_after;
                             if let Err(err) = tls
-                                .reload_from_pem(
-                                    cert.cert_pem.into_bytes(),
-                                    cert.key_pem.into_bytes(),
-                                )
+                                .reload_from_pem(cert.cert_pem.into_bytes(), cert.key_pem.into_bytes())
                                 .await
                             {
                                 tracing::error!(%err, "could not load the renewed webhook certificate");
@@ -171,11 +156,7 @@ async fn maintain(options: WebhookOptions, client: Client, tls: RustlsConfig, ca
             },
             _ => {}
         }
-        if let Some(registration) = options
-            .registration
-            .as_ref()
-            .filter(|_| ticks.is_multiple_of(5))
-        {
+        if let Some(registration) = options.registration.as_ref().filter(|_| ticks.is_multiple_of(5)) {
             let bundle = ca.as_ref().map(|c| c.cert_pem.as_str());
             if let Err(err) = registration::apply(client.clone(), registration, bundle).await {
                 tracing::warn!(%err, "could not re-apply the webhook configuration");
@@ -204,10 +185,7 @@ async fn handle(
     Json(response.into_review())
 }
 
-async fn decide(
-    state: &WebhookState,
-    request: &AdmissionRequest<DynamicObject>,
-) -> Result<(), String> {
+async fn decide(state: &WebhookState, request: &AdmissionRequest<DynamicObject>) -> Result<(), String> {
     let namespace = request.namespace.clone().unwrap_or_default();
     match (request.kind.kind.as_str(), &request.operation) {
         ("Dag", Operation::Create | Operation::Update) => {
@@ -221,12 +199,7 @@ async fn decide(
             let same_namespace = existing
                 .iter()
                 .filter(|r| r.metadata.namespace.as_deref() == Some(&namespace));
-            checks::check_run_create(
-                &run,
-                &namespace,
-                dag.as_ref(),
-                same_namespace.map(|r| r.as_ref()),
-            )
+            checks::check_run_create(&run, &namespace, dag.as_ref(), same_namespace.map(|r| r.as_ref()))
         }
         ("DagRun", Operation::Update) => {
             let old: DagRun = typed(request.old_object.as_ref())?;

@@ -112,10 +112,7 @@ impl ContainerSettings {
 #[serde(rename_all = "camelCase")]
 pub struct Step {
     /// DNS-1123 label, unique in the Dag.
-    #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
     /// Steps that must finish before this one starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -42,11 +42,12 @@ pub struct DagRunSpec {
     /// Must be a valid label value since it labels every Job and pod.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.requestId is immutable"))]
-    #[schemars(
-        length(max = 63),
-        regex(pattern = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-    )]
+    #[schemars(length(max = 63), regex(pattern = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"))]
     pub request_id: String,
+    /// Raise above `status.retries` to re-run the failed and skipped steps of a Failed run as new
+    /// attempts (new Job names), keeping its requestId and params. `kubectl dag retry` does this.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry: u32,
     /// Set true to stop the run: running Jobs are deleted and the run ends Cancelled.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancel: bool,
@@ -84,10 +85,7 @@ impl RunPhase {
     ];
 
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Rejected
-        )
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled | Self::Rejected)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -155,6 +153,9 @@ pub struct DagRunStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The `spec.retry` value last acted on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepStatus>,
     /// The Dag spec captured when the run started; the run executes this, whatever happens to the Dag.
@@ -175,6 +176,9 @@ pub struct StepStatus {
     /// Attempts launched so far.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
+    /// Attempts made before the latest run retry; `retry.limit` counts from here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts_before: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

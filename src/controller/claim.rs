@@ -47,10 +47,7 @@ pub async fn acquire(
     let my_uid = run.uid().unwrap_or_default();
     for _ in 0..MAX_ATTEMPTS {
         match leases
-            .create(
-                &PostParams::default(),
-                &claim_object(run, &name, dag, param_hash),
-            )
+            .create(&PostParams::default(), &claim_object(run, &name, dag, param_hash))
             .await
         {
             Ok(_) => {
@@ -74,32 +71,19 @@ pub async fn acquire(
             .unwrap_or_default();
         let holder = runs.get_opt(&holder_name).await?;
         let still_blocks = holder.as_ref().is_some_and(|h| {
-            h.uid() == holder_uid
-                && blocks(
-                    policy,
-                    h.status.as_ref().map(|s| s.phase).unwrap_or_default(),
-                )
+            h.uid() == holder_uid && blocks(policy, h.status.as_ref().map(|s| s.phase).unwrap_or_default())
         });
         if still_blocks {
-            return Ok(ClaimOutcome::Duplicate {
-                holder: holder_name,
-            });
+            return Ok(ClaimOutcome::Duplicate { holder: holder_name });
         }
         delete_exact(&leases, &existing).await?;
         ctx.metrics.api_write("claim");
     }
-    Err(Error::Transient(format!(
-        "claim {name} kept changing; retrying"
-    )))
+    Err(Error::Transient(format!("claim {name} kept changing; retrying")))
 }
 
 /// Frees the run's claim if it holds one (called when the run ends in a phase that no longer blocks).
-pub async fn release(
-    ctx: &Context,
-    run: &DagRun,
-    dag: &str,
-    param_hash: &str,
-) -> Result<(), Error> {
+pub async fn release(ctx: &Context, run: &DagRun, dag: &str, param_hash: &str) -> Result<(), Error> {
     let namespace = run.namespace().unwrap_or_default();
     let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &namespace);
     let name = naming::claim_name(dag, param_hash);
@@ -142,10 +126,7 @@ fn claim_object(run: &DagRun, name: &str, dag: &str, param_hash: &str) -> Lease 
         controller: Some(false),
         block_owner_deletion: Some(false),
     };
-    let short_hash: String = param_hash
-        .chars()
-        .take(labels::PARAM_HASH_LABEL_LEN)
-        .collect();
+    let short_hash: String = param_hash.chars().take(labels::PARAM_HASH_LABEL_LEN).collect();
     Lease {
         metadata: ObjectMeta {
             name: Some(name.to_string()),

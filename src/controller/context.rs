@@ -8,6 +8,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{Dag, DagRun};
 
+use super::gate::{Caps, Gate};
 use super::metrics::Metrics;
 
 /// Operator-wide settings (command-line flags).
@@ -19,6 +20,10 @@ pub struct OperatorConfig {
     pub missing_job_grace_seconds: i64,
     /// Parallel reconciles.
     pub concurrency: u16,
+    /// Operator-wide caps on running DagRuns and running step Jobs.
+    pub caps: Caps,
+    /// Keep at most this many finished runs per Dag (0 = no limit); older ones are deleted.
+    pub history_limit: usize,
 }
 
 impl Default for OperatorConfig {
@@ -27,6 +32,8 @@ impl Default for OperatorConfig {
             namespace: None,
             missing_job_grace_seconds: 10,
             concurrency: 16,
+            caps: Caps::default(),
+            history_limit: 0,
         }
     }
 }
@@ -43,4 +50,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Asks the Dag reconciler to recount a Dag's runs after a run changed phase.
     pub dag_changed: UnboundedSender<ObjectRef<Dag>>,
+    /// Asks the run reconciler to look at waiting runs again (a slot freed).
+    pub wake_runs: UnboundedSender<ObjectRef<DagRun>>,
+    pub gate: Gate,
 }

@@ -9,11 +9,11 @@ use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use crate::api::{Dag, DagStatus, RunPhase};
+use crate::api::{Dag, DagRun, DagStatus, RunPhase};
 use crate::engine::validate;
 
 use super::error::is_conflict;
-use super::{Context, Error, events};
+use super::{Context, Error, events, finished};
 
 pub async fn reconcile(dag: Arc<Dag>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconcile("dag");
@@ -22,17 +22,19 @@ pub async fn reconcile(dag: Arc<Dag>, ctx: Arc<Context>) -> Result<Action, Error
     }
     let namespace = dag.namespace().unwrap_or_default();
     let name = dag.name_any();
-    let (mut active, mut queued) = (0u32, 0u32);
-    for run in ctx.runs.state() {
-        if run.spec.dag_ref.name != name || run.namespace().as_deref() != Some(namespace.as_str()) {
-            continue;
-        }
-        match run.status.as_ref().map(|s| s.phase) {
-            Some(RunPhase::Running) => active += 1,
-            Some(RunPhase::Queued) => queued += 1,
-            _ => {}
-        }
-    }
+    let runs: Vec<_> = ctx
+        .runs
+        .state()
+        .into_iter()
+        .filter(|r| r.spec.dag_ref.name == name && r.namespace().as_deref() == Some(namespace.as_str()))
+        .collect();
+    let count = |phase: RunPhase| {
+        runs.iter()
+            .filter(|r| r.status.as_ref().map(|s| s.phase) == Some(phase))
+            .count() as u32
+    };
+    let (active, queued) = (count(RunPhase::Running), count(RunPhase::Queued));
+    enforce_history_limit(&ctx, &runs).await?;
     let old = dag.status.clone().unwrap_or_default();
     let valid = validity(&dag, old.conditions.iter().find(|c| c.type_ == "Valid"));
     let status = DagStatus {
@@ -47,11 +49,30 @@ pub async fn reconcile(dag: Arc<Dag>, ctx: Arc<Context>) -> Result<Action, Error
         updated.status = Some(status);
         updated.metadata.managed_fields = None;
         let api: Api<Dag> = Api::namespaced(ctx.client.clone(), &namespace);
-        api.replace_status(&name, &PostParams::default(), &updated)
-            .await?;
+        api.replace_status(&name, &PostParams::default(), &updated).await?;
         ctx.metrics.api_write("dag_status");
     }
     Ok(Action::await_change())
+}
+
+/// Deletes the oldest finished runs beyond the operator's `--history-limit`.
+async fn enforce_history_limit(ctx: &Context, runs: &[Arc<DagRun>]) -> Result<(), Error> {
+    let limit = ctx.config.history_limit;
+    if limit == 0 {
+        return Ok(());
+    }
+    let mut done: Vec<&Arc<DagRun>> = runs
+        .iter()
+        .filter(|r| r.status.as_ref().is_some_and(|s| s.phase.is_terminal()) && r.metadata.deletion_timestamp.is_none())
+        .collect();
+    if done.len() <= limit {
+        return Ok(());
+    }
+    done.sort_by_key(|r| r.status.as_ref().and_then(|s| s.finished_at.as_ref()).map(|t| t.0));
+    for run in &done[..done.len() - limit] {
+        finished::delete_run(ctx, run).await?;
+    }
+    Ok(())
 }
 
 pub fn error_policy(dag: Arc<Dag>, err: &Error, ctx: Arc<Context>) -> Action {

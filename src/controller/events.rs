@@ -41,13 +41,7 @@ pub fn step_started(ctx: &Context, run: &DagRun, step: &str, attempt: u32, job: 
     );
 }
 
-pub fn step_ended(
-    ctx: &Context,
-    run: &DagRun,
-    step: &str,
-    phase: StepPhase,
-    message: Option<&str>,
-) {
+pub fn step_ended(ctx: &Context, run: &DagRun, step: &str, phase: StepPhase, message: Option<&str>) {
     let (type_, reason) = match phase {
         StepPhase::Succeeded => (EventType::Normal, "StepSucceeded"),
         StepPhase::Failed => (EventType::Warning, "StepFailed"),
@@ -71,10 +65,6 @@ pub fn run_ended(ctx: &Context, run: &DagRun, phase: RunPhase, reason: &str, mes
     } else {
         EventType::Warning
     };
-    let reason = if reason.is_empty() {
-        phase.as_str()
-    } else {
-        reason
-    };
+    let reason = if reason.is_empty() { phase.as_str() } else { reason };
     publish(ctx, run, type_, reason, message.to_string());
 }

@@ -26,11 +26,7 @@ impl RunIdentity<'_> {
     /// The contract's labels for every Job and pod of this run's `step`.
     pub fn labels(&self, step: &str, attempt: u32) -> BTreeMap<String, String> {
         let run_name = self.run.metadata.name.clone().unwrap_or_default();
-        let short_hash: String = self
-            .param_hash
-            .chars()
-            .take(labels::PARAM_HASH_LABEL_LEN)
-            .collect();
+        let short_hash: String = self.param_hash.chars().take(labels::PARAM_HASH_LABEL_LEN).collect();
         BTreeMap::from([
             (labels::DAG.to_string(), self.dag_name.to_string()),
             (labels::RUN.to_string(), run_name),
@@ -61,13 +57,7 @@ impl RunIdentity<'_> {
 
 /// The Job for `attempt` of `step`, owned by the run (controller reference), so deleting the run
 /// deletes its Jobs and their pods.
-pub fn build_job(
-    id: &RunIdentity<'_>,
-    spec: &DagSpec,
-    step: &Step,
-    attempt: u32,
-    job_name: &str,
-) -> Job {
+pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32, job_name: &str) -> Job {
     let defaults = &spec.defaults;
     let own = &step.container;
     let labels = id.labels(&step.name, attempt);
@@ -76,10 +66,7 @@ pub fn build_job(
     env.extend(defaults.env.iter().cloned());
     env.extend(own.env.iter().cloned());
     let (command, args) = match &step.script {
-        Some(script) => (
-            vec!["sh".to_string(), "-c".to_string(), script.clone()],
-            Vec::new(),
-        ),
+        Some(script) => (vec!["sh".to_string(), "-c".to_string(), script.clone()], Vec::new()),
         None => (step.command.clone(), step.args.clone()),
     };
     let non_empty = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
@@ -187,10 +174,7 @@ mod tests {
         assert_eq!(labels[labels::REQUEST_ID], "req-1");
         assert_eq!(labels[labels::STEP], "fetch");
         let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!(
-            (owner.uid.as_str(), owner.controller),
-            ("uid-1", Some(true))
-        );
+        assert_eq!((owner.uid.as_str(), owner.controller), ("uid-1", Some(true)));
         let spec = job.spec.unwrap();
         let pod = spec.template.spec.unwrap();
         assert_eq!(spec.template.metadata.unwrap().labels.unwrap(), labels);

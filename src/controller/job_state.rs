@@ -39,14 +39,8 @@ fn is_owned_by(job: &Job, uid: &str) -> bool {
 /// step is terminal only once its pod has stopped.
 pub fn state_of(job: &Job) -> JobState {
     let status = job.status.as_ref();
-    let conditions = status
-        .and_then(|s| s.conditions.as_deref())
-        .unwrap_or_default();
-    let is_true = |kind: &str| {
-        conditions
-            .iter()
-            .find(|c| c.type_ == kind && c.status == "True")
-    };
+    let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let is_true = |kind: &str| conditions.iter().find(|c| c.type_ == kind && c.status == "True");
     if let Some(done) = is_true("Complete") {
         let finished = status
             .and_then(|s| s.completion_time.clone())
@@ -59,10 +53,7 @@ pub fn state_of(job: &Job) -> JobState {
     if let Some(failed) = is_true("Failed") {
         let message = match failed.reason.as_deref() {
             Some("DeadlineExceeded") => "timed out (timeoutSeconds exceeded)".to_string(),
-            _ => failed
-                .message
-                .clone()
-                .unwrap_or_else(|| "the step's Job failed".into()),
+            _ => failed.message.clone().unwrap_or_else(|| "the step's Job failed".into()),
         };
         return JobState::Failed {
             finished_at: failed.last_transition_time.clone(),
@@ -74,12 +65,7 @@ pub fn state_of(job: &Job) -> JobState {
 }
 
 /// Fills in the exit code and a short reason of a failed Job from its pod's container status.
-pub async fn with_pod_details(
-    ctx: &Context,
-    namespace: &str,
-    job_name: &str,
-    state: JobState,
-) -> JobState {
+pub async fn with_pod_details(ctx: &Context, namespace: &str, job_name: &str, state: JobState) -> JobState {
     let JobState::Failed {
         finished_at,
         exit_code: None,
@@ -94,11 +80,7 @@ pub async fn with_pod_details(
         Ok(list) => list
             .items
             .iter()
-            .flat_map(|p| {
-                p.status
-                    .iter()
-                    .flat_map(|s| s.container_statuses.iter().flatten())
-            })
+            .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
             .find_map(|cs| cs.state.as_ref().and_then(|s| s.terminated.clone())),
         Err(err) => {
             tracing::warn!(%job_name, %err, "could not read the failed step's pod");

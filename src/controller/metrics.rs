@@ -49,38 +49,20 @@ impl Default for Metrics {
         let transitions = Family::<PhaseLabel, Counter>::default();
         let runs = Family::<PhaseLabel, Gauge>::default();
         let writes = Family::<WriteLabel, Counter>::default();
-        let buckets = [
-            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ];
+        let buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let launch_latency = Histogram::new(buckets);
         let steps_launched = Counter::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register("reconcile_errors", "Reconciles that failed", errors.clone());
-        registry.register(
-            "run_transitions",
-            "Runs entering each phase",
-            transitions.clone(),
-        );
-        registry.register(
-            "runs",
-            "DagRuns by phase in the watched namespaces",
-            runs.clone(),
-        );
-        registry.register(
-            "api_writes",
-            "Write requests sent to the API server",
-            writes.clone(),
-        );
+        registry.register("run_transitions", "Runs entering each phase", transitions.clone());
+        registry.register("runs", "DagRuns by phase in the watched namespaces", runs.clone());
+        registry.register("api_writes", "Write requests sent to the API server", writes.clone());
         registry.register(
             "step_launch_latency_seconds",
             "Time from a step's last dependency finishing to its Job being created",
             launch_latency.clone(),
         );
-        registry.register(
-            "steps_launched",
-            "Step Jobs created",
-            steps_launched.clone(),
-        );
+        registry.register("steps_launched", "Step Jobs created", steps_launched.clone());
         Metrics {
             registry,
             reconciles,
@@ -96,22 +78,16 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn reconcile(&self, controller: &'static str) {
-        self.reconciles
-            .get_or_create(&ControllerLabel { controller })
-            .inc();
+        self.reconciles.get_or_create(&ControllerLabel { controller }).inc();
     }
 
     pub fn reconcile_error(&self, controller: &'static str, kind: &'static str) {
-        self.errors
-            .get_or_create(&ErrorLabel { controller, kind })
-            .inc();
+        self.errors.get_or_create(&ErrorLabel { controller, kind }).inc();
     }
 
     pub fn run_transition(&self, phase: RunPhase) {
         self.transitions
-            .get_or_create(&PhaseLabel {
-                phase: phase.as_str(),
-            })
+            .get_or_create(&PhaseLabel { phase: phase.as_str() })
             .inc();
     }
 
@@ -135,9 +111,7 @@ impl Metrics {
                 .filter(|r| r.status.as_ref().map(|s| s.phase).unwrap_or_default() == phase)
                 .count();
             self.runs
-                .get_or_create(&PhaseLabel {
-                    phase: phase.as_str(),
-                })
+                .get_or_create(&PhaseLabel { phase: phase.as_str() })
                 .set(count as i64);
         }
         let mut out = String::new();

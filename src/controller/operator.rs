@@ -1,8 +1,6 @@
 //! Wiring of the operator process: caches, the two controllers and the HTTP endpoints.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
@@ -14,8 +12,10 @@ use kube::{Api, Client, Resource};
 use crate::admission::{self, server::WebhookOptions, server::WebhookState};
 use crate::api::{Dag, DagRun, labels};
 
+use super::gate::Gate;
 use super::metrics::Metrics;
-use super::{Context, OperatorConfig, dag_reconciler, run_reconciler, server};
+use super::server::Health;
+use super::{Context, OperatorConfig, dag_reconciler, run_reconciler};
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
 where
@@ -39,7 +39,7 @@ fn strip_job(job: &mut Job) {
 pub async fn run(
     client: Client,
     config: OperatorConfig,
-    metrics_addr: SocketAddr,
+    health: Arc<Health>,
     instance: String,
     webhook: Option<WebhookOptions>,
 ) {
@@ -53,44 +53,35 @@ pub async fn run(
     .reflect(jobs_writer)
     .touched_objects();
     let controller_config = ControllerConfig::default().concurrency(config.concurrency);
-    let run_controller = Controller::new(
-        api::<DagRun>(&client, &config.namespace),
-        watcher::Config::default(),
-    )
-    .owns_stream(job_events)
-    .with_config(controller_config.clone())
-    .shutdown_on_signal();
+    let (wake_runs, wake_requests) = futures::channel::mpsc::unbounded();
+    let run_controller = Controller::new(api::<DagRun>(&client, &config.namespace), watcher::Config::default())
+        .owns_stream(job_events)
+        .reconcile_on(wake_requests)
+        .with_config(controller_config.clone())
+        .shutdown_on_signal();
     let (dag_changed, dag_changes) = futures::channel::mpsc::unbounded();
-    let dag_controller = Controller::new(
-        api::<Dag>(&client, &config.namespace),
-        watcher::Config::default(),
-    )
-    .reconcile_on(dag_changes)
-    .with_config(controller_config)
-    .shutdown_on_signal();
+    let dag_controller = Controller::new(api::<Dag>(&client, &config.namespace), watcher::Config::default())
+        .reconcile_on(dag_changes)
+        .with_config(controller_config)
+        .shutdown_on_signal();
     let reporter = Reporter {
         controller: "kubedag".into(),
         instance: Some(instance),
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        config,
         dags: dag_controller.store(),
         jobs: jobs.clone(),
         runs: run_controller.store(),
         recorder: Recorder::new(client, reporter),
         metrics: Arc::new(Metrics::default()),
         dag_changed,
+        wake_runs,
+        gate: Gate::new(config.caps),
+        config,
     });
 
-    let ready = Arc::new(AtomicBool::new(false));
-    tokio::spawn(mark_ready_when_synced(ctx.clone(), ready.clone()));
-    let server_ctx = ctx.clone();
-    tokio::spawn(async move {
-        if let Err(err) = server::serve(metrics_addr, server_ctx, ready).await {
-            tracing::error!(%err, "metrics server stopped");
-        }
-    });
+    tokio::spawn(mark_ready_when_synced(ctx.clone(), health));
 
     if let Some(options) = webhook {
         let state = WebhookState {
@@ -106,21 +97,26 @@ pub async fn run(
     }
 
     let runs = run_controller
-        .run(
-            run_reconciler::reconcile,
-            run_reconciler::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(()));
+        .run(run_reconciler::reconcile, run_reconciler::error_policy, ctx.clone())
+        .for_each(log_outcome);
     let dags = dag_controller
         .run(dag_reconciler::reconcile, dag_reconciler::error_policy, ctx)
-        .for_each(|_| futures::future::ready(()));
+        .for_each(log_outcome);
     tracing::info!("kubedag operator started");
     futures::join!(runs, dags);
     tracing::info!("kubedag operator stopped");
 }
 
-async fn mark_ready_when_synced(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
+/// Reconcile errors are logged by the error policies; this reports watch and queue failures.
+fn log_outcome<T: std::fmt::Debug, E: std::fmt::Display>(outcome: Result<T, E>) -> futures::future::Ready<()> {
+    match outcome {
+        Ok(object) => tracing::trace!(?object, "reconciled"),
+        Err(err) => tracing::warn!(%err, "controller"),
+    }
+    futures::future::ready(())
+}
+
+async fn mark_ready_when_synced(ctx: Arc<Context>, health: Arc<Health>) {
     let synced = futures::future::try_join3(
         ctx.runs.wait_until_ready(),
         ctx.dags.wait_until_ready(),
@@ -128,7 +124,7 @@ async fn mark_ready_when_synced(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
     )
     .await;
     if synced.is_ok() {
-        ready.store(true, Ordering::Relaxed);
+        health.mark_ready(ctx.clone());
         tracing::info!("caches synced");
     }
 }

@@ -16,10 +16,14 @@ use crate::engine::plan::{self, JobState, Plan, PlanInput};
 
 use super::error::{is_conflict, is_not_found};
 use super::job_builder::{RunIdentity, build_job};
-use super::{Context, Error, claim, events, job_state, start, status};
+use super::{Context, Error, events, finished, job_state, start, status};
 
 /// Re-check running runs this often even without watch events (a safety net, not the driver).
 const RESYNC: Duration = Duration::from_secs(300);
+/// Queued runs are woken when a slot frees; this refresh also keeps their position current.
+const QUEUE_REFRESH: Duration = Duration::from_secs(30);
+/// Retry interval while the operator-wide Job cap holds steps back.
+const JOB_CAP_RETRY: Duration = Duration::from_secs(2);
 
 pub async fn reconcile(run: Arc<DagRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconcile("dagrun");
@@ -33,12 +37,11 @@ pub async fn reconcile(run: Arc<DagRun>, ctx: Arc<Context>) -> Result<Action, Er
             Ok(Action::await_change())
         }
         RunPhase::Running => advance(&ctx, &run).await,
-        // Queueing arrives with maxActiveRuns; a Queued run is started as soon as it is seen.
         RunPhase::Queued => {
-            start::start(&ctx, &run).await?;
-            Ok(Action::await_change())
+            start::dequeue(&ctx, &run).await?;
+            Ok(Action::requeue(QUEUE_REFRESH))
         }
-        _ => Ok(Action::await_change()),
+        _ => finished::reconcile(&ctx, &run).await,
     }
 }
 
@@ -67,19 +70,26 @@ async fn advance(ctx: &Context, run: &DagRun) -> Result<Action, Error> {
     let namespace = run.namespace().unwrap_or_default();
     let uid = run.uid().unwrap_or_default();
     let observed = observe_jobs(ctx, &namespace, &uid, &status).await;
-    let planned = {
+    let run_name = run.name_any();
+    let planned = ctx.gate.with_job_budget(&ctx.jobs, |launch_budget| {
         let lookup = |name: &str| observed.get(name).cloned().unwrap_or(JobState::Missing);
-        plan::plan(&PlanInput {
-            run_name: &run.name_any(),
+        let planned = plan::plan(&PlanInput {
+            run_name: &run_name,
             spec: &spec,
             recorded: &status.steps,
             job: &lookup,
             cancel: run.spec.cancel,
             now: events::now(),
-            launch_budget: None,
+            launch_budget,
             missing_job_grace_seconds: ctx.config.missing_job_grace_seconds,
-        })
-    };
+        });
+        let launched = planned
+            .iter()
+            .flat_map(|p| &p.launch)
+            .map(|l| (namespace.clone(), l.job_name.clone()))
+            .collect();
+        (planned, launched)
+    });
     let plan = match planned {
         Ok(plan) => plan,
         Err(err) => return fail_running(ctx, run, status, &err.to_string()).await,
@@ -89,29 +99,21 @@ async fn advance(ctx: &Context, run: &DagRun) -> Result<Action, Error> {
     let wrote = status::write(ctx, run, new_status.clone()).await?;
     if wrote {
         publish_events(ctx, run, &spec, &plan);
-        if new_status.phase.is_terminal() {
-            release_claim_if_done(ctx, run, &new_status).await?;
-        }
     }
+    let held_back_by_job_cap = ctx.config.caps.max_running_jobs > 0
+        && plan.outcome.is_none()
+        && plan.steps.iter().any(|s| s.phase == StepPhase::Pending);
     Ok(match plan.recheck_after_seconds {
         Some(secs) => Action::requeue(Duration::from_secs(secs.max(1) as u64)),
+        None if held_back_by_job_cap => Action::requeue(JOB_CAP_RETRY),
         None => Action::requeue(RESYNC),
     })
 }
 
 /// The current state of every Job the run's steps point at; failed ones with their pod's exit code.
-async fn observe_jobs(
-    ctx: &Context,
-    namespace: &str,
-    uid: &str,
-    status: &DagRunStatus,
-) -> HashMap<String, JobState> {
+async fn observe_jobs(ctx: &Context, namespace: &str, uid: &str, status: &DagRunStatus) -> HashMap<String, JobState> {
     let mut observed = HashMap::new();
-    for step in status
-        .steps
-        .iter()
-        .filter(|s| s.phase == StepPhase::Running)
-    {
+    for step in status.steps.iter().filter(|s| s.phase == StepPhase::Running) {
         let Some(job) = &step.job_name else { continue };
         let state = job_state::cached_state(ctx, namespace, job, uid);
         let state = job_state::with_pod_details(ctx, namespace, job, state).await;
@@ -187,11 +189,7 @@ async fn apply_jobs(
 }
 
 /// Seconds between the moment the step became ready (its last dependency finished) and now.
-fn latency_since_ready(
-    spec: &crate::api::DagSpec,
-    steps: &[crate::api::StepStatus],
-    step: usize,
-) -> Option<f64> {
+fn latency_since_ready(spec: &crate::api::DagSpec, steps: &[crate::api::StepStatus], step: usize) -> Option<f64> {
     let ready_at = spec.steps[step]
         .depends
         .iter()
@@ -199,12 +197,7 @@ fn latency_since_ready(
         .filter_map(|s| s.finished_at.as_ref())
         .map(|t| t.0)
         .max()?;
-    Some(
-        jiff::Timestamp::now()
-            .duration_since(ready_at)
-            .as_secs_f64()
-            .max(0.0),
-    )
+    Some(jiff::Timestamp::now().duration_since(ready_at).as_secs_f64().max(0.0))
 }
 
 fn next_status(run: &DagRun, mut status: DagRunStatus, plan: &Plan) -> DagRunStatus {
@@ -242,28 +235,7 @@ fn publish_events(ctx: &Context, run: &DagRun, spec: &crate::api::DagSpec, plan:
     }
 }
 
-async fn release_claim_if_done(
-    ctx: &Context,
-    run: &DagRun,
-    status: &DagRunStatus,
-) -> Result<(), Error> {
-    let (Some(spec), Some(hash)) = (&status.dag_spec, &status.param_hash) else {
-        return Ok(());
-    };
-    if !crate::engine::duplicates::blocks(spec.duplicate_policy, status.phase)
-        && spec.duplicate_policy != crate::api::DuplicatePolicy::Allow
-    {
-        claim::release(ctx, run, &run.spec.dag_ref.name, hash).await?;
-    }
-    Ok(())
-}
-
-async fn fail_running(
-    ctx: &Context,
-    run: &DagRun,
-    mut status: DagRunStatus,
-    message: &str,
-) -> Result<Action, Error> {
+async fn fail_running(ctx: &Context, run: &DagRun, mut status: DagRunStatus, message: &str) -> Result<Action, Error> {
     status.phase = RunPhase::Failed;
     status.reason = Some("InternalError".into());
     status.message = Some(message.to_string());

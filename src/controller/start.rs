@@ -8,6 +8,7 @@ use crate::api::{Dag, DagRun, DagRunStatus, RunPhase, StepStatus};
 use crate::engine::{duplicates, params, plan, validate};
 
 use super::claim::{self, ClaimOutcome};
+use super::gate::Admission;
 use super::{Context, Error, events, status};
 
 /// Characters of the hash shown in `kubectl get dagruns`.
@@ -20,18 +21,23 @@ enum Verdict {
     Start(Box<DagRunStatus>),
 }
 
-/// Takes a Pending run to Running, or ends it with a message naming what is wrong.
+/// Takes a Pending run to Running (or Queued), or ends it with a message naming what is wrong.
 pub async fn start(ctx: &Context, run: &DagRun) -> Result<(), Error> {
     match decide(ctx, run).await? {
-        Verdict::End(phase, reason, message) => {
-            status::end_before_start(ctx, run, phase, reason, message).await
-        }
-        Verdict::Start(status) => {
+        Verdict::End(phase, reason, message) => status::end_before_start(ctx, run, phase, reason, message).await,
+        Verdict::Start(mut status) => {
             let note = format!(
                 "requestId {}, paramHash {}",
                 status.request_id.as_deref().unwrap_or_default(),
                 status.param_hash.as_deref().unwrap_or_default()
             );
+            let max_active_runs = status.dag_spec.as_ref().map_or(0, |s| s.max_active_runs);
+            if let Admission::Queue { position, reason } = ctx.gate.admit_run(&ctx.runs, run, max_active_runs) {
+                status.phase = RunPhase::Queued;
+                status.reason = Some("Queued".into());
+                status.message = Some(queue_message(position, &reason));
+                status.started_at = None;
+            }
             status::write(ctx, run, *status).await?;
             events::run_started(ctx, run, note);
             Ok(())
@@ -39,9 +45,47 @@ pub async fn start(ctx: &Context, run: &DagRun) -> Result<(), Error> {
     }
 }
 
+/// Starts a Queued run when the gate lets it, else refreshes its queue position.
+pub async fn dequeue(ctx: &Context, run: &DagRun) -> Result<(), Error> {
+    let mut status = run.status.clone().unwrap_or_default();
+    if run.spec.cancel {
+        return status::end_before_start(
+            ctx,
+            run,
+            RunPhase::Cancelled,
+            "Cancelled",
+            "cancelled while queued".into(),
+        )
+        .await;
+    }
+    let max_active_runs = current_max_active_runs(ctx, run, &status);
+    match ctx.gate.admit_run(&ctx.runs, run, max_active_runs) {
+        Admission::Start => {
+            status.phase = RunPhase::Running;
+            status.reason = Some("Started".into());
+            status.message = None;
+            status.started_at = Some(events::now());
+        }
+        Admission::Queue { position, reason } => status.message = Some(queue_message(position, &reason)),
+    }
+    status::write(ctx, run, status).await.map(|_| ())
+}
+
+fn queue_message(position: usize, reason: &str) -> String {
+    format!("queued at position {position}: {reason}")
+}
+
+/// The Dag's current `maxActiveRuns` (so raising it drains the queue), else the captured one.
+fn current_max_active_runs(ctx: &Context, run: &DagRun, status: &DagRunStatus) -> u32 {
+    let namespace = run.namespace().unwrap_or_default();
+    match ctx.dags.get(&ObjectRef::new(&run.spec.dag_ref.name).within(&namespace)) {
+        Some(dag) => dag.spec.max_active_runs,
+        None => status.dag_spec.as_ref().map_or(0, |s| s.max_active_runs),
+    }
+}
+
 async fn decide(ctx: &Context, run: &DagRun) -> Result<Verdict, Error> {
-    let fail =
-        |reason: &'static str, message: String| Ok(Verdict::End(RunPhase::Failed, reason, message));
+    let fail = |reason: &'static str, message: String| Ok(Verdict::End(RunPhase::Failed, reason, message));
     if run.spec.cancel {
         return Ok(Verdict::End(
             RunPhase::Cancelled,
@@ -65,10 +109,7 @@ async fn decide(ctx: &Context, run: &DagRun) -> Result<Verdict, Error> {
         );
     };
     if let Err(errors) = validate::validate_dag(&dag.spec) {
-        return fail(
-            "InvalidDag",
-            format!("Dag {dag_name:?} is invalid: {errors}"),
-        );
+        return fail("InvalidDag", format!("Dag {dag_name:?} is invalid: {errors}"));
     }
     let resolved = match params::resolve(dag_name, &dag.spec.params, &run.spec.params) {
         Ok(p) => p,
@@ -80,9 +121,7 @@ async fn decide(ctx: &Context, run: &DagRun) -> Result<Verdict, Error> {
     };
     let param_hash = params::param_hash(&resolved);
     let policy = dag.spec.duplicate_policy;
-    if let ClaimOutcome::Duplicate { holder } =
-        claim::acquire(ctx, run, dag_name, policy, &param_hash).await?
-    {
+    if let ClaimOutcome::Duplicate { holder } = claim::acquire(ctx, run, dag_name, policy, &param_hash).await? {
         let message = duplicates::refusal_message(dag_name, &holder, &param_hash, policy);
         return Ok(Verdict::End(RunPhase::Rejected, "DuplicateParams", message));
     }
@@ -108,6 +147,7 @@ async fn decide(ctx: &Context, run: &DagRun) -> Result<Verdict, Error> {
         finished_at: None,
         observed_generation: run.metadata.generation,
         conditions: Vec::new(),
+        retries: run.spec.retry,
         steps,
         dag_spec: Some(dag.spec.clone()),
     })))

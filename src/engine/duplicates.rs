@@ -9,24 +9,13 @@ use crate::api::{DuplicatePolicy, RunPhase};
 pub fn blocks(policy: DuplicatePolicy, phase: RunPhase) -> bool {
     match policy {
         DuplicatePolicy::Allow => false,
-        DuplicatePolicy::Forbid => !matches!(
-            phase,
-            RunPhase::Failed | RunPhase::Cancelled | RunPhase::Rejected
-        ),
-        DuplicatePolicy::ForbidConcurrent => matches!(
-            phase,
-            RunPhase::Pending | RunPhase::Queued | RunPhase::Running
-        ),
+        DuplicatePolicy::Forbid => !matches!(phase, RunPhase::Failed | RunPhase::Cancelled | RunPhase::Rejected),
+        DuplicatePolicy::ForbidConcurrent => matches!(phase, RunPhase::Pending | RunPhase::Queued | RunPhase::Running),
     }
 }
 
 /// The message a refused run gets, naming the existing run and the hash.
-pub fn refusal_message(
-    dag: &str,
-    existing_run: &str,
-    param_hash: &str,
-    policy: DuplicatePolicy,
-) -> String {
+pub fn refusal_message(dag: &str, existing_run: &str, param_hash: &str, policy: DuplicatePolicy) -> String {
     format!(
         "duplicate parameters: DagRun {existing_run:?} of Dag {dag:?} already has paramHash {param_hash} \
          (duplicatePolicy {policy:?} refuses a second run with the same parameters)"

@@ -28,8 +28,7 @@ pub fn topological_order(steps: &[Step]) -> Result<Vec<usize>, Vec<usize>> {
             }
         }
     }
-    let mut ready: std::collections::BTreeSet<usize> =
-        (0..steps.len()).filter(|&i| missing_deps[i] == 0).collect();
+    let mut ready: std::collections::BTreeSet<usize> = (0..steps.len()).filter(|&i| missing_deps[i] == 0).collect();
     let mut order = Vec::with_capacity(steps.len());
     while let Some(i) = ready.pop_first() {
         order.push(i);
@@ -61,8 +60,7 @@ pub fn find_cycle(steps: &[Step], candidates: &[usize]) -> Vec<String> {
     let mut current = start;
     loop {
         if let Some(&pos) = seen_at.get(&current) {
-            let mut cycle: Vec<String> =
-                path[pos..].iter().map(|&i| steps[i].name.clone()).collect();
+            let mut cycle: Vec<String> = path[pos..].iter().map(|&i| steps[i].name.clone()).collect();
             cycle.reverse(); // walking went dependant -> dependency; report in execution order
             return cycle;
         }
@@ -102,12 +100,7 @@ pub(crate) mod tests {
         ];
         let order = topological_order(&steps).unwrap();
         let pos = |name: &str| order.iter().position(|&i| steps[i].name == name).unwrap();
-        assert!(
-            pos("a") < pos("b")
-                && pos("a") < pos("c")
-                && pos("b") < pos("d")
-                && pos("c") < pos("d")
-        );
+        assert!(pos("a") < pos("b") && pos("a") < pos("c") && pos("b") < pos("d") && pos("c") < pos("d"));
     }
 
     #[test]
@@ -124,11 +117,7 @@ pub(crate) mod tests {
         assert_eq!(cycle.len(), 3);
         let rotated: Vec<&str> = {
             let p = cycle.iter().position(|s| s == "a").unwrap();
-            cycle[p..]
-                .iter()
-                .chain(cycle[..p].iter())
-                .map(String::as_str)
-                .collect()
+            cycle[p..].iter().chain(cycle[..p].iter()).map(String::as_str).collect()
         };
         assert_eq!(rotated, ["a", "b", "c"]);
     }

@@ -15,9 +15,7 @@ pub type Params = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
-    #[error(
-        "spec.params.{name}: parameter {name:?} is not declared by Dag {dag:?} (declared: {declared})"
-    )]
+    #[error("spec.params.{name}: parameter {name:?} is not declared by Dag {dag:?} (declared: {declared})")]
     Undeclared {
         dag: String,
         name: String,
@@ -30,18 +28,11 @@ pub enum ParamError {
 /// Applies the declared defaults and checks that `given` sets only declared parameters
 /// and every required one. Errors are reported for the first offending name in byte order.
 pub fn resolve(dag: &str, decls: &[ParamDecl], given: &Params) -> Result<Params, ParamError> {
-    if let Some(name) = given
-        .keys()
-        .find(|name| !decls.iter().any(|d| &d.name == *name))
-    {
+    if let Some(name) = given.keys().find(|name| !decls.iter().any(|d| &d.name == *name)) {
         let declared = if decls.is_empty() {
             "none".to_string()
         } else {
-            decls
-                .iter()
-                .map(|d| d.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            decls.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
         };
         return Err(ParamError::Undeclared {
             dag: dag.into(),
@@ -92,19 +83,13 @@ mod tests {
     }
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn contract_example_canonical_form_and_hash() {
         let p = params(&[("threshold", "0.5"), ("file", "m31-0001.fits")]);
-        assert_eq!(
-            canonical_json(&p),
-            r#"{"file":"m31-0001.fits","threshold":"0.5"}"#
-        );
+        assert_eq!(canonical_json(&p), r#"{"file":"m31-0001.fits","threshold":"0.5"}"#);
         // Computed independently: printf '%s' '{"file":"m31-0001.fits","threshold":"0.5"}' | sha256sum
         assert_eq!(
             param_hash(&p),
@@ -160,10 +145,7 @@ mod tests {
                 name: "file".into()
             }
         );
-        assert!(
-            err.to_string().contains("required parameter \"file\""),
-            "{err}"
-        );
+        assert!(err.to_string().contains("required parameter \"file\""), "{err}");
     }
 
     /// An independent encoder written from RFC 8259's minimal escaping rules.

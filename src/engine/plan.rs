@@ -115,11 +115,7 @@ struct Planner<'a> {
 
 impl<'a> Planner<'a> {
     fn new(input: &'a PlanInput<'a>) -> Self {
-        let recorded: HashMap<&str, &StepStatus> = input
-            .recorded
-            .iter()
-            .map(|s| (s.name.as_str(), s))
-            .collect();
+        let recorded: HashMap<&str, &StepStatus> = input.recorded.iter().map(|s| (s.name.as_str(), s)).collect();
         let steps = input
             .spec
             .steps
@@ -168,13 +164,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn finish_step(
-        &mut self,
-        i: usize,
-        to: StepPhase,
-        finished_at: Option<Time>,
-        message: Option<String>,
-    ) {
+    fn finish_step(&mut self, i: usize, to: StepPhase, finished_at: Option<Time>, message: Option<String>) {
         self.set_phase(i, to);
         self.steps[i].finished_at = Some(finished_at.unwrap_or_else(|| self.input.now.clone()));
         self.steps[i].message = message;
@@ -204,12 +194,7 @@ impl<'a> Planner<'a> {
                     if let Some(job) = self.steps[i].job_name.clone() {
                         self.plan.delete.push(job);
                     }
-                    self.finish_step(
-                        i,
-                        StepPhase::Cancelled,
-                        None,
-                        Some("cancelled while running".into()),
-                    );
+                    self.finish_step(i, StepPhase::Cancelled, None, Some("cancelled while running".into()));
                 }
                 _ => {}
             }
@@ -228,10 +213,7 @@ impl<'a> Planner<'a> {
             match self.job_state(i) {
                 JobState::Active => {}
                 JobState::Missing => self.relaunch_if_lost(i),
-                JobState::Succeeded {
-                    finished_at,
-                    exit_code,
-                } => {
+                JobState::Succeeded { finished_at, exit_code } => {
                     self.steps[i].exit_code = exit_code.or(Some(0));
                     self.finish_step(i, StepPhase::Succeeded, finished_at, None);
                 }
@@ -243,9 +225,8 @@ impl<'a> Planner<'a> {
                     self.steps[i].exit_code = exit_code;
                     let attempt = self.steps[i].attempts.max(1);
                     let limit = self.spec_step(i).retry.as_ref().map_or(0, |r| r.limit);
-                    if attempt <= limit {
-                        self.steps[i].message =
-                            Some(format!("attempt {attempt} failed: {message}"));
+                    if attempt - self.steps[i].attempts_before.min(attempt) <= limit {
+                        self.steps[i].message = Some(format!("attempt {attempt} failed: {message}"));
                         self.launch(i, attempt + 1);
                     } else {
                         let message = if attempt > 1 {
@@ -266,17 +247,13 @@ impl<'a> Planner<'a> {
         let waited = launched_at.map_or(i64::MAX, |t| self.input.now.0.duration_since(t).as_secs());
         let remaining = self.input.missing_job_grace_seconds - waited;
         if remaining > 0 {
-            let soonest = self
-                .plan
-                .recheck_after_seconds
-                .map_or(remaining, |r| r.min(remaining));
+            let soonest = self.plan.recheck_after_seconds.map_or(remaining, |r| r.min(remaining));
             self.plan.recheck_after_seconds = Some(soonest);
             return;
         }
         let (attempt, job_name) = (status.attempts.max(1), status.job_name.clone());
-        let job_name = job_name.unwrap_or_else(|| {
-            naming::job_name(self.input.run_name, &self.spec_step(i).name, attempt)
-        });
+        let job_name =
+            job_name.unwrap_or_else(|| naming::job_name(self.input.run_name, &self.spec_step(i).name, attempt));
         self.plan.launch.push(Launch {
             step: i,
             attempt,
@@ -294,11 +271,7 @@ impl<'a> Planner<'a> {
     }
 
     fn start_or_skip_pending(&mut self, order: &[usize]) {
-        let running = self
-            .steps
-            .iter()
-            .filter(|s| s.phase == StepPhase::Running)
-            .count();
+        let running = self.steps.iter().filter(|s| s.phase == StepPhase::Running).count();
         let max_steps = match self.input.spec.max_active_steps {
             0 => usize::MAX,
             n => n as usize,
@@ -327,7 +300,8 @@ impl<'a> Planner<'a> {
             if ready && slots > 0 && budget > 0 {
                 slots -= 1;
                 budget -= 1;
-                self.launch(i, 1);
+                let next_attempt = self.steps[i].attempts + 1;
+                self.launch(i, next_attempt);
             }
         }
     }
@@ -342,9 +316,7 @@ impl<'a> Planner<'a> {
 
     fn outcome(&self) -> Outcome {
         let failed: Vec<&str> = (0..self.steps.len())
-            .filter(|&i| {
-                self.steps[i].phase == StepPhase::Failed && !self.spec_step(i).continue_on_failure
-            })
+            .filter(|&i| self.steps[i].phase == StepPhase::Failed && !self.spec_step(i).continue_on_failure)
             .map(|i| self.steps[i].name.as_str())
             .collect();
         if failed.is_empty()
@@ -368,6 +340,21 @@ impl<'a> Planner<'a> {
                 message: first.unwrap_or_else(|| "steps did not succeed".into()),
             }
         }
+    }
+}
+
+/// Resets a Failed run for a retry: its failed, skipped and cancelled steps become Pending again and
+/// will launch as new attempts (new Job names); succeeded steps keep their results.
+pub fn reset_for_retry(steps: &mut [StepStatus]) {
+    for step in steps
+        .iter_mut()
+        .filter(|s| matches!(s.phase, StepPhase::Failed | StepPhase::Skipped | StepPhase::Cancelled))
+    {
+        step.phase = StepPhase::Pending;
+        step.attempts_before = step.attempts;
+        step.finished_at = None;
+        step.exit_code = None;
+        step.message = None;
     }
 }
 

@@ -22,12 +22,7 @@ fn spec(steps: Vec<Step>) -> DagSpec {
     }
 }
 
-fn plan_with(
-    spec: &DagSpec,
-    recorded: &[StepStatus],
-    jobs: &HashMap<String, JobState>,
-    now: i64,
-) -> Plan {
+fn plan_with(spec: &DagSpec, recorded: &[StepStatus], jobs: &HashMap<String, JobState>, now: i64) -> Plan {
     let lookup = |name: &str| jobs.get(name).cloned().unwrap_or(JobState::Missing);
     plan(&PlanInput {
         run_name: "run",
@@ -175,10 +170,52 @@ fn retry_launches_a_new_attempt_with_a_new_name() {
     let p = plan_with(&s, &p.steps, &jobs, 2);
     assert!(p.launch.is_empty());
     assert_eq!(p.steps[0].phase, StepPhase::Failed);
-    assert_eq!(
-        p.steps[0].message.as_deref(),
-        Some("attempt 2 failed: boom")
+    assert_eq!(p.steps[0].message.as_deref(), Some("attempt 2 failed: boom"));
+}
+
+#[test]
+fn run_retry_reruns_failed_and_skipped_steps_as_new_attempts() {
+    let mut a = step("a", &[]);
+    a.retry = Some(RetryPolicy { limit: 1 });
+    let s = spec(vec![step("ok", &[]), a, step("b", &["a"])]);
+    let mut jobs = HashMap::new();
+    let fail = || JobState::Failed {
+        finished_at: None,
+        exit_code: Some(1),
+        message: "boom".into(),
+    };
+    let mut p = plan_with(&s, &[], &jobs, 0);
+    jobs.insert(
+        naming::job_name("run", "ok", 1),
+        JobState::Succeeded {
+            finished_at: None,
+            exit_code: Some(0),
+        },
     );
+    jobs.insert(naming::job_name("run", "a", 1), fail());
+    p = plan_with(&s, &p.steps, &jobs, 1);
+    jobs.insert(naming::job_name("run", "a", 2), fail());
+    p = plan_with(&s, &p.steps, &jobs, 2);
+    assert_eq!(p.outcome.as_ref().unwrap().phase, RunPhase::Failed);
+    let mut steps = p.steps.clone();
+    reset_for_retry(&mut steps);
+    assert_eq!(
+        steps.iter().map(|s| s.phase).collect::<Vec<_>>(),
+        [StepPhase::Succeeded, StepPhase::Pending, StepPhase::Pending]
+    );
+    let p = plan_with(&s, &steps, &jobs, 3);
+    assert_eq!(
+        p.launch,
+        vec![Launch {
+            step: 1,
+            attempt: 3,
+            job_name: naming::job_name("run", "a", 3)
+        }]
+    );
+    // the step's own retry.limit applies afresh after a run retry
+    jobs.insert(naming::job_name("run", "a", 3), fail());
+    let p = plan_with(&s, &p.steps, &jobs, 4);
+    assert_eq!(p.launch.iter().map(|l| l.attempt).collect::<Vec<_>>(), [4]);
 }
 
 #[test]
@@ -254,10 +291,7 @@ fn world() -> impl Strategy<Value = World> {
             let mut steps = Vec::new();
             let mut outcomes = Vec::new();
             for i in (0..n).rev() {
-                let names: Vec<String> = (0..i)
-                    .filter(|&j| deps[i][j])
-                    .map(|j| format!("s{j}"))
-                    .collect();
+                let names: Vec<String> = (0..i).filter(|&j| deps[i][j]).map(|j| format!("s{j}")).collect();
                 let mut s = step(&format!("s{i}"), &[]);
                 s.depends = names;
                 let (cof, limit, outs, _) = &flags[i];

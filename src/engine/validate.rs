@@ -31,9 +31,7 @@ pub enum DagError {
     BadParamName { name: String },
     #[error("spec.params: parameter {name:?} declared twice")]
     DuplicateParam { name: String },
-    #[error(
-        "step {step:?}: env var {name:?} collides with a parameter or the reserved KUBEDAG_ prefix"
-    )]
+    #[error("step {step:?}: env var {name:?} collides with a parameter or the reserved KUBEDAG_ prefix")]
     ReservedEnv { step: String, name: String },
 }
 
@@ -285,10 +283,7 @@ mod tests {
             ..Default::default()
         }];
         let msg = messages(&spec);
-        assert!(
-            msg.contains("\"file\"") && msg.contains("\"KUBEDAG_RUN\""),
-            "{msg}"
-        );
+        assert!(msg.contains("\"file\"") && msg.contains("\"KUBEDAG_RUN\""), "{msg}");
     }
 
     #[test]

@@ -27,10 +27,7 @@ pub const WAIT: Duration = Duration::from_secs(180);
 
 /// A DagRun manifest named `name` of Dag `dag` with string params.
 pub fn run_yaml(name: &str, dag: &str, params: &[(&str, &str)]) -> String {
-    let params: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{k}: \"{v}\""))
-        .collect();
+    let params: Vec<String> = params.iter().map(|(k, v)| format!("{k}: \"{v}\"")).collect();
     format!(
         "apiVersion: kubedag.io/v1alpha1\nkind: DagRun\nmetadata: {{name: {name}}}\nspec:\n  dagRef: {{name: {dag}}}\n  params: {{{}}}\n",
         params.join(", ")
@@ -130,17 +127,11 @@ impl TestEnv {
             .await
             .expect("KUBECONFIG points at the local cluster (make cluster-up)");
         CRDS.get_or_init(|| install_crds(client.clone())).await;
-        let ns = format!(
-            "{prefix}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..6]
-        );
+        let ns = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let mut object = Namespace::default();
         object.metadata.name = Some(ns.clone());
-        object.metadata.labels = Some(BTreeMap::from([(
-            "kubedag.io/e2e".to_string(),
-            "true".to_string(),
-        )]));
+        object.metadata.labels = Some(BTreeMap::from([("kubedag.io/e2e".to_string(), "true".to_string())]));
         namespaces
             .create(&PostParams::default(), &object)
             .await
@@ -228,9 +219,7 @@ impl TestEnv {
             + std::fmt::Debug,
     {
         let object: K = serde_yaml::from_str(yaml).expect("valid test YAML");
-        self.api::<K>()
-            .create(&PostParams::default(), &object)
-            .await
+        self.api::<K>().create(&PostParams::default(), &object).await
     }
 
     /// Polls until `check` returns Some, failing the test after [`WAIT`].
@@ -245,10 +234,7 @@ impl TestEnv {
                 return value;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "timed out waiting for {what} (operator log: {})",
-                    self.log_path
-                );
+                panic!("timed out waiting for {what} (operator log: {})", self.log_path);
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -286,8 +272,7 @@ impl TestEnv {
 
     /// Logs of the pod of the given step's latest Job.
     pub async fn step_log(&self, run: &str, step: &str) -> String {
-        let lp =
-            ListParams::default().labels(&format!("kubedag.io/run={run},kubedag.io/step={step}"));
+        let lp = ListParams::default().labels(&format!("kubedag.io/run={run},kubedag.io/step={step}"));
         let pods = self.api::<Pod>().list(&lp).await.unwrap().items;
         let pod = pods
             .iter()
@@ -350,13 +335,9 @@ async fn install_crds(client: Client) {
     for doc in serde_yaml::Deserializer::from_str(&yaml) {
         let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc).unwrap();
         let name = crd.name_any();
-        crds.patch(
-            &name,
-            &PatchParams::apply("kubedag-e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("apply CRD");
+        crds.patch(&name, &PatchParams::apply("kubedag-e2e").force(), &Patch::Apply(&crd))
+            .await
+            .expect("apply CRD");
         for _ in 0..100 {
             let current = crds.get(&name).await.unwrap();
             let established = current

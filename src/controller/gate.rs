@@ -1,0 +1,191 @@
+//! Admission of runs into Running and of step Jobs into the cluster, under the Dag's
+//! `maxActiveRuns` (FIFO by creation) and the operator-wide caps.
+//!
+//! Decisions read the caches. A cache lags the operator's own writes by a few milliseconds, so
+//! the gate also remembers, for a short while, the runs it let start and the Jobs it let launch
+//! that the cache does not show yet; decisions are taken under one lock. This memory only
+//! prevents over-admission during that lag: after a restart the caches, filled from the API
+//! server, hold the whole truth again (invariant 1).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::{DagRun, RunPhase};
+use crate::engine::plan::JobState;
+
+use super::job_state;
+
+/// How long a decision is remembered while waiting for the cache to show it.
+const REMEMBER: Duration = Duration::from_secs(60);
+
+/// Operator-wide caps; 0 = unlimited.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caps {
+    pub max_running_runs: usize,
+    pub max_running_jobs: usize,
+}
+
+/// The gate's answer for a run that wants to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Start,
+    /// Wait; `position` is 1-based among the runs of the same Dag waiting before it.
+    Queue {
+        position: usize,
+        reason: String,
+    },
+}
+
+#[derive(Default)]
+struct Ledger {
+    started: HashMap<ObjectRef<DagRun>, Instant>,
+    launched: HashMap<(String, String), Instant>,
+}
+
+#[derive(Default)]
+pub struct Gate {
+    pub caps: Caps,
+    ledger: Mutex<Ledger>,
+}
+
+fn phase(run: &DagRun) -> RunPhase {
+    run.status.as_ref().map(|s| s.phase).unwrap_or_default()
+}
+
+fn same_dag(a: &DagRun, b: &DagRun) -> bool {
+    a.spec.dag_ref.name == b.spec.dag_ref.name && a.namespace() == b.namespace()
+}
+
+/// FIFO order: creation time, then name.
+fn created_before(a: &DagRun, b: &DagRun) -> bool {
+    (a.creation_timestamp().map(|t| t.0), a.name_any()) < (b.creation_timestamp().map(|t| t.0), b.name_any())
+}
+
+impl Gate {
+    pub fn new(caps: Caps) -> Gate {
+        Gate {
+            caps,
+            ledger: Mutex::default(),
+        }
+    }
+
+    /// Whether `run` may start now, given its Dag's `max_active_runs` (0 = unlimited).
+    pub fn admit_run(&self, runs: &Store<DagRun>, run: &DagRun, max_active_runs: u32) -> Admission {
+        if max_active_runs == 0 && self.caps.max_running_runs == 0 {
+            return Admission::Start;
+        }
+        let me = ObjectRef::from_obj(run);
+        let all = runs.state();
+        let mut ledger = self.ledger.lock().expect("gate lock");
+        let now = Instant::now();
+        // Forget decisions the cache now shows (or that are too old to matter).
+        ledger.started.retain(|key, at| {
+            let cache_caught_up = runs
+                .get(key)
+                .is_none_or(|r| phase(&r) == RunPhase::Running || phase(&r).is_terminal());
+            now.duration_since(*at) < REMEMBER && !cache_caught_up
+        });
+        if ledger.started.contains_key(&me) {
+            return Admission::Start;
+        }
+        let not_yet_seen = |r: &DagRun| ledger.started.contains_key(&ObjectRef::from_obj(r));
+        let is_running = |r: &DagRun| phase(r) == RunPhase::Running || not_yet_seen(r);
+        let is_waiting = |r: &DagRun| matches!(phase(r), RunPhase::Pending | RunPhase::Queued) && !not_yet_seen(r);
+        if max_active_runs > 0 {
+            let running = all.iter().filter(|r| same_dag(r, run) && is_running(r)).count();
+            let ahead = all
+                .iter()
+                .filter(|r| same_dag(r, run) && is_waiting(r) && created_before(r, run))
+                .count();
+            if running + ahead >= max_active_runs as usize {
+                let reason = format!(
+                    "maxActiveRuns {max_active_runs} of Dag {:?} reached",
+                    run.spec.dag_ref.name
+                );
+                return Admission::Queue {
+                    position: ahead + 1,
+                    reason,
+                };
+            }
+        }
+        if self.caps.max_running_runs > 0 {
+            let running = all.iter().filter(|r| is_running(r)).count();
+            if running >= self.caps.max_running_runs {
+                let ahead = all
+                    .iter()
+                    .filter(|r| same_dag(r, run) && is_waiting(r) && created_before(r, run))
+                    .count();
+                let reason = format!(
+                    "the operator-wide cap of {} running DagRuns is reached",
+                    self.caps.max_running_runs
+                );
+                return Admission::Queue {
+                    position: ahead + 1,
+                    reason,
+                };
+            }
+        }
+        ledger.started.insert(me, now);
+        Admission::Start
+    }
+
+    /// Runs `plan_with_budget` with how many more Jobs may launch (None = no cap) and records the
+    /// Jobs it decides to launch, all under the gate's lock so concurrent reconciles share the cap.
+    pub fn with_job_budget<T>(
+        &self,
+        jobs: &Store<Job>,
+        plan_with_budget: impl FnOnce(Option<usize>) -> (T, Vec<(String, String)>),
+    ) -> T {
+        if self.caps.max_running_jobs == 0 {
+            return plan_with_budget(None).0;
+        }
+        let mut ledger = self.ledger.lock().expect("gate lock");
+        let now = Instant::now();
+        ledger.launched.retain(|(ns, name), at| {
+            now.duration_since(*at) < REMEMBER && jobs.get(&ObjectRef::new(name).within(ns)).is_none()
+        });
+        let active = jobs
+            .state()
+            .iter()
+            .filter(|j| job_state::state_of(j) == JobState::Active)
+            .count();
+        let budget = self
+            .caps
+            .max_running_jobs
+            .saturating_sub(active + ledger.launched.len());
+        let (result, launched) = plan_with_budget(Some(budget));
+        for key in launched {
+            ledger.launched.insert(key, now);
+        }
+        result
+    }
+
+    /// The runs to wake when a slot frees after `finished` ends: the oldest waiting runs of the same
+    /// Dag (and, with an operator-wide cap, the oldest waiting runs overall).
+    pub fn next_in_line(&self, runs: &Store<DagRun>, finished: &DagRun, how_many: usize) -> Vec<ObjectRef<DagRun>> {
+        let all = runs.state();
+        let mut waiting: Vec<_> = all
+            .iter()
+            .filter(|r| matches!(phase(r), RunPhase::Pending | RunPhase::Queued))
+            .collect();
+        waiting.sort_by(|a, b| {
+            let key = |r: &DagRun| (r.creation_timestamp().map(|t| t.0), r.name_any());
+            key(a).cmp(&key(b))
+        });
+        let mut wake: Vec<ObjectRef<DagRun>> = waiting
+            .iter()
+            .filter(|r| same_dag(r, finished))
+            .take(how_many)
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect();
+        if self.caps.max_running_runs > 0 {
+            wake.extend(waiting.iter().take(how_many).map(|r| ObjectRef::from_obj(r.as_ref())));
+        }
+        wake
+    }
+}
