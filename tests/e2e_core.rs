@@ -250,6 +250,7 @@ apiVersion: kubedag.io/v1alpha1
 kind: Dag
 metadata: {{name: long}}
 spec:
+  duplicatePolicy: Allow
   defaults: {{image: "{STEP_IMAGE}", imagePullPolicy: IfNotPresent}}
   steps: [{{name: wait, command: ["sleep", "300"]}}]
 "#
@@ -285,6 +286,7 @@ apiVersion: kubedag.io/v1alpha1
 kind: Dag
 metadata: {{name: evolving}}
 spec:
+  duplicatePolicy: Allow
   defaults: {{image: "{STEP_IMAGE}", imagePullPolicy: IfNotPresent}}
   steps:
     - {{name: one, command: ["sleep", "4"]}}

@@ -309,14 +309,15 @@ impl Drop for TestEnv {
             );
             return;
         }
-        let (client, ns, webhook) = (
-            self.client.clone(),
-            self.ns.clone(),
-            self.webhook.then(|| self.webhook_config_name()),
-        );
+        // A new client on a new runtime: the test's client belongs to the test's runtime, which is
+        // blocked in this very drop.
+        let (ns, webhook) = (self.ns.clone(), self.webhook.then(|| self.webhook_config_name()));
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async {
+                let Ok(client) = Client::try_default().await else {
+                    return;
+                };
                 if let Some(name) = webhook {
                     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
                     let _ = configs.delete(&name, &DeleteParams::default()).await;
