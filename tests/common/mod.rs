@@ -50,11 +50,63 @@ spec:
     )
 }
 
+/// An operator process; SIGKILLed when dropped.
+pub struct OperatorProcess {
+    child: Child,
+    pub metrics_port: u16,
+}
+
+impl OperatorProcess {
+    fn spawn(ns: &str, log_path: &str, extra_args: &[&str]) -> OperatorProcess {
+        let metrics_port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_kubedag"))
+            .args([
+                "operator",
+                "--namespace",
+                ns,
+                "--metrics-addr",
+                &format!("127.0.0.1:{metrics_port}"),
+            ])
+            .args(extra_args)
+            .env("RUST_LOG", "info,kubedag=debug,kube=warn")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the operator binary");
+        OperatorProcess { child, metrics_port }
+    }
+
+    /// SIGKILL: no graceful shutdown.
+    pub fn kill_operator(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sum over label sets of the metric lines starting with `name` (0 when not served yet).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let body = http_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port)).await;
+        body.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.kill_operator();
+    }
+}
+
 pub struct TestEnv {
     pub client: Client,
     pub ns: String,
-    pub metrics_port: u16,
-    operator: Option<Child>,
+    operator: Option<OperatorProcess>,
     log_path: String,
     webhook: bool,
 }
@@ -143,7 +195,6 @@ impl TestEnv {
             client,
             log_path: format!("{log_dir}/{ns}.log"),
             ns,
-            metrics_port: 0,
             operator: None,
             webhook: false,
         }
@@ -151,40 +202,18 @@ impl TestEnv {
 
     /// Starts (or restarts) the operator process for this namespace.
     pub fn start_operator(&mut self, extra_args: &[&str]) {
-        self.stop_operator();
-        self.metrics_port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kubedag"))
-            .args([
-                "operator",
-                "--namespace",
-                &self.ns,
-                "--metrics-addr",
-                &format!("127.0.0.1:{}", self.metrics_port),
-            ])
-            .args(extra_args)
-            .env("RUST_LOG", "info,kubedag=debug,kube=warn")
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start the operator binary");
-        self.operator = Some(child);
+        self.operator = None;
+        self.operator = Some(OperatorProcess::spawn(&self.ns, &self.log_path, extra_args));
+    }
+
+    /// Another operator process for the same namespace (e.g. a second replica).
+    pub fn second_operator(&self, extra_args: &[&str]) -> OperatorProcess {
+        OperatorProcess::spawn(&self.ns, &format!("{}.second", self.log_path), extra_args)
     }
 
     /// SIGKILLs the operator (no graceful shutdown).
     pub fn kill_operator(&mut self) {
-        self.stop_operator();
-    }
-
-    fn stop_operator(&mut self) {
-        if let Some(mut child) = self.operator.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.operator = None;
     }
 
     pub fn api<K>(&self) -> Api<K>
@@ -290,18 +319,13 @@ impl TestEnv {
 
     /// Operator metric value (sum over label sets) whose line starts with `name`.
     pub async fn metric(&self, name: &str) -> f64 {
-        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
-        let body = http_get(&url).await;
-        body.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        self.operator.as_ref().expect("an operator runs").metric(name).await
     }
 }
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        self.stop_operator();
+        self.operator = None;
         if std::thread::panicking() {
             eprintln!(
                 "test failed; operator log: {} (namespace {} kept)",
