@@ -10,10 +10,13 @@
 # Binaries land in $KUBEDAG_E2E_CACHE/bin/<name>-<hash>/ where <hash> covers the
 # module's go.mod, go.sum, *.go, the Go version and this script's build
 # settings, so any clone of the repository on this machine reuses them.
-# Build logs go to $KUBEDAG_E2E_CACHE/logs/.
+# Build logs go to $KUBEDAG_E2E_CACHE/logs/. E2E_BUILD_JOBS sets `go build -p`
+# (default 2: the machine has 2 cores and is shared with other builds).
 . "$(dirname "$0")/lib.sh"
 
 what=${1:-all}
+command -v go >/dev/null || die "the Go toolchain (go) is not installed"
+export HOME="${HOME:-/root}"   # go needs it for its caches
 mkdir -p "$E2E_CACHE/bin" "$E2E_CACHE/logs"
 
 # The version a module's binaries report: taken from its go.mod.
@@ -27,17 +30,18 @@ src_hash() { # DIR EXTRA...
     printf '%s\n' "$@"
     go env GOVERSION GOARCH
     cd "$dir"
-    for f in go.mod go.sum $(ls ./*.go | LC_ALL=C sort); do
+    shopt -s nullglob
+    for f in go.mod go.sum *.go; do
       printf '== %s\n' "$f"; cat "$f"
     done
   } | sha256sum | cut -c1-16
 }
 
-# build NAME MODULE_DIR LDFLAGS
+# build NAME MODULE_DIR PACKAGE LDFLAGS
 build() {
-  local name=$1 dir=$2 ldflags=$3
-  local hash out log tmp start
-  hash=$(src_hash "$dir" "$ldflags" "CGO_ENABLED=0 -trimpath")
+  local name=$1 dir=$2 pkg=$3 ldflags=$4
+  local hash out tmp start
+  hash=$(src_hash "$dir" "$pkg" "$ldflags" "CGO_ENABLED=0 -trimpath")
   out="$E2E_CACHE/bin/$name-$hash/$name"
   if [[ -x $out ]]; then
     echo "$name $out"
@@ -48,13 +52,15 @@ build() {
   tmp="$out.tmp.$$"
   mkdir -p "$(dirname "$out")"
   start=$SECONDS
-  if ! (cd "$dir" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--p=2} -mod=mod -buildvcs=false" \
-        go build -trimpath -ldflags "$ldflags" -o "$tmp" . ) >"$E2E_CACHE/logs/build-$name.log" 2>&1; then
+  if ! (cd "$dir" && CGO_ENABLED=0 GOFLAGS="-p=${E2E_BUILD_JOBS:-2} -buildvcs=false ${GOFLAGS:-}" \
+        go build -trimpath -ldflags "$ldflags" -o "$tmp" "$pkg" ) >"$E2E_CACHE/logs/build-$name.log" 2>&1; then
     rm -f "$tmp"
     tail -30 "$E2E_CACHE/logs/build-$name.log" >&2
     die "building $name failed (see $E2E_CACHE/logs/build-$name.log)"
   fi
   mv -f "$tmp" "$out"
+  # Keep the 3 newest builds of each binary (other clones may use older ones).
+  ls -dt "$E2E_CACHE/bin/$name-"* 2>/dev/null | tail -n +4 | xargs -r rm -rf
   log "built $name in $((SECONDS - start))s: $out"
   echo "$name $out"
 }
@@ -68,7 +74,7 @@ if [[ $what == cluster || $what == all ]]; then
     ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  build "$CLUSTER_BIN_NAME" "$E2E_SRC/cluster" "$ld"
+  build "$CLUSTER_BIN_NAME" "$E2E_SRC/cluster" . "$ld"
 fi
 
 if [[ $what == helm || $what == all ]] && [[ -d $E2E_SRC/helm ]]; then
@@ -77,5 +83,5 @@ if [[ $what == helm || $what == all ]] && [[ -d $E2E_SRC/helm ]]; then
   [[ -n $hv ]] || die "cannot read the helm version from e2e/helm/go.mod"
   hmod=helm.sh/helm/v${hv:1:1}
   ld="-s -w -X $hmod/internal/version.version=$hv -X $hmod/internal/version.gitTreeState=clean"
-  build helm "$E2E_SRC/helm" "$ld"
+  build helm "$E2E_SRC/helm" "$hmod/cmd/helm" "$ld"
 fi

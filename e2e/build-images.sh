@@ -53,3 +53,7 @@ if [[ ! -s $p_out ]]; then
   rm -rf "$root"; trap - EXIT
 fi
 echo "$PAUSE_IMAGE $p_out"
+# Keep the 3 newest archives of each image (other clones may use older ones).
+for n in busybox pause; do
+  ls -t "$E2E_CACHE/images/$n-"*.tar 2>/dev/null | tail -n +4 | xargs -r rm -f
+done

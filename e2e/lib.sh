@@ -8,7 +8,8 @@
 #   KUBEDAG_E2E_DIR    (default /var/lib/kubedag-e2e)    cluster state, logs, PID files
 #   KUBEDAG_E2E_CACHE  (default /var/cache/kubedag-e2e)  built binaries and images
 
-set -euo pipefail
+set -Eeuo pipefail
+trap 'log "command failed (exit $?) at ${BASH_SOURCE[0]:-?}:$LINENO: $BASH_COMMAND"' ERR
 
 E2E_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 E2E_DIR="${KUBEDAG_E2E_DIR:-/var/lib/kubedag-e2e}"
@@ -45,19 +46,63 @@ DAEMONS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd k
 # The multi-call binary's name; every cluster process runs it (or containerd).
 CLUSTER_BIN_NAME=kubedag-cluster
 
+# Serialise cluster-up / cluster-down runs machine-wide (a nested call made by
+# the holder passes through).
+take_lock() {
+  [[ ${KUBEDAG_E2E_LOCKED:-} == 1 ]] && return 0
+  mkdir -p /run/lock
+  exec 9>/run/lock/kubedag-e2e.lock
+  if ! flock -n 9; then
+    log "waiting for another cluster-up/cluster-down to finish"
+    flock 9
+  fi
+  export KUBEDAG_E2E_LOCKED=1
+}
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH:/usr/local/go/bin"
 
-# pid_alive PIDFILE -> 0 if the PID in the file is a live process (not zombie).
+# Component name of a cluster process ("" if PID is not one of ours):
+# our multi-call binary (any component but kubectl/helm), our containerd, or a
+# containerd shim serving our containerd.
+our_component() {
+  local pid=$1 exe argv0 args
+  mapfile -d '' -t args < "/proc/$pid/cmdline" 2>/dev/null || return 0
+  ((${#args[@]})) || return 0
+  argv0=${args[0]##*/}
+  # Cheap filter first (no fork): only these argv[0]s can be ours.
+  case $argv0 in
+    "$CLUSTER_BIN_NAME"*|etcd|kube-*|kubelet|containerd|containerd-shim*) ;;
+    *) return 0 ;;
+  esac
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0
+  exe=${exe% (deleted)}
+  case ${exe##*/} in
+    "$CLUSTER_BIN_NAME"*)
+      [[ $argv0 == "$CLUSTER_BIN_NAME"* ]] && argv0=${args[1]:-}
+      case $argv0 in kubectl|helm|"") ;; *) echo "$argv0" ;; esac ;;
+    containerd)
+      [[ " ${args[*]} " == *" $E2E_DIR/containerd/config.toml "* ]] && echo containerd ;;
+    containerd-shim*)
+      [[ " ${args[*]} " == *" $CONTAINERD_SOCK "* ]] && echo containerd-shim ;;
+  esac
+  return 0
+}
+
+# pid_alive PIDFILE [NAME] -> 0 if the PID in the file is a live process (not
+# a zombie) that is our component NAME (default: the file's basename), so a
+# PID reused by an unrelated process after a crash never counts.
 pid_alive() {
-  local f=$1 pid state
+  local f=$1 name=${2:-} pid state
+  [[ -n $name ]] || { name=${f##*/}; name=${name%.pid}; }
   [[ -s $f ]] || return 1
   pid=$(cat "$f" 2>/dev/null) || return 1
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
-  [[ -n $state && $state != Z ]]
+  [[ -n $state && $state != Z ]] || return 1
+  [[ $(our_component "$pid") == "$name" ]]
 }
 
 # wait_for SECONDS DESCRIPTION CMD... : poll CMD every 0.2 s.

@@ -3,11 +3,17 @@
 # filesystem directory, without Docker or any registry.
 #
 # Usage:
-#   e2e/oci-image.sh --rootfs DIR --name REF --out FILE.tar [options]
+#   e2e/oci-image.sh [--rootfs DIR] [--add ...] [--add-binary ...] --name REF --out FILE.tar [options]
 #
 # Options:
 #   --rootfs DIR          directory whose contents become the image's only layer
-#                         (files are stored as owned by uid/gid 0, mtime 0)
+#                         (files are stored as owned by uid/gid 0, mtime 0);
+#                         without it the image starts empty
+#   --add SRC:DEST        copy file or directory SRC to DEST in the image (repeatable)
+#   --add-binary SRC[:DEST]
+#                         copy an executable (DEST defaults to SRC's path) and, if
+#                         it is dynamically linked, the shared libraries and the
+#                         loader `ldd` lists for it, at their host paths (repeatable)
 #   --name REF            full image reference, e.g. kubedag.local/busybox:1
 #   --out FILE            the archive to write (replaced atomically)
 #   --entrypoint ARG      append ARG to the image's Entrypoint (repeatable)
@@ -19,9 +25,10 @@
 #   --label KEY=VALUE     add an image label (repeatable)
 #   --no-gzip             store the layer uncompressed
 #
-# Example (the operator image):
-#   e2e/oci-image.sh --rootfs /tmp/op-rootfs --name kubedag.local/kubedag:dev \
-#       --out /tmp/kubedag.tar --entrypoint /kubedag --user 65532:65532
+# Example (the operator image, from a cargo-built binary):
+#   e2e/oci-image.sh --add-binary target/release/kubedag:/kubedag \
+#       --name kubedag.local/kubedag:dev --out /tmp/kubedag.tar \
+#       --entrypoint /kubedag --user 65532:65532
 #   e2e/import-image.sh /tmp/kubedag.tar
 #
 # The archive is an OCI image layout (oci-layout, index.json, blobs/sha256/...)
@@ -31,11 +38,13 @@
 # The output is reproducible: the same rootfs and options give the same bytes.
 set -euo pipefail
 
-rootfs= name= out= user= workdir= gzip=1
-entrypoint=() cmd=() env=() labels=()
+rootfs='' name='' out='' user='' workdir='' gzip=1
+entrypoint=() cmd=() env=() labels=() adds=() binaries=()
 while (($#)); do
   case $1 in
     --rootfs) rootfs=$2; shift 2 ;;
+    --add) adds+=("$2"); shift 2 ;;
+    --add-binary) binaries+=("$2"); shift 2 ;;
     --name) name=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --entrypoint) entrypoint+=("$2"); shift 2 ;;
@@ -49,7 +58,9 @@ while (($#)); do
     *) echo "oci-image.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-[[ -n $rootfs && -d $rootfs ]] || { echo "oci-image.sh: --rootfs DIR is required" >&2; exit 2; }
+[[ -z $rootfs || -d $rootfs ]] || { echo "oci-image.sh: --rootfs $rootfs is not a directory" >&2; exit 2; }
+[[ -n $rootfs ]] || ((${#adds[@]} + ${#binaries[@]})) ||
+  { echo "oci-image.sh: give --rootfs, --add or --add-binary" >&2; exit 2; }
 [[ -n $name ]] || { echo "oci-image.sh: --name REF is required" >&2; exit 2; }
 [[ -n $out ]] || { echo "oci-image.sh: --out FILE is required" >&2; exit 2; }
 # The tag part for org.opencontainers.image.ref.name (default "latest").
@@ -84,6 +95,34 @@ put_blob() { # FILE -> prints digest hex, moves FILE into blobs
   mv -f "$1" "$work/blobs/sha256/$h"
   echo "$h"
 }
+
+# Root filesystem: the given one plus the added files, staged in $work/rootfs
+# (the given directory is left untouched).
+if ((${#adds[@]} + ${#binaries[@]})); then
+  mkdir -p "$work/rootfs"
+  [[ -z $rootfs ]] || cp -a "$rootfs/." "$work/rootfs/"
+  add() { # SRC DEST
+    mkdir -p "$work/rootfs/$(dirname "$2")"
+    cp -aL "$1" "$work/rootfs/$2"
+  }
+  for a in ${adds[@]+"${adds[@]}"}; do
+    [[ $a == *:* ]] || { echo "oci-image.sh: --add wants SRC:DEST, got $a" >&2; exit 2; }
+    add "${a%%:*}" "${a#*:}"
+  done
+  for b in ${binaries[@]+"${binaries[@]}"}; do
+    src=${b%%:*} dest=${b#*:}
+    [[ $b == *:* ]] || dest=$(realpath "$src")
+    [[ -f $src ]] || { echo "oci-image.sh: no such file: $src" >&2; exit 2; }
+    add "$src" "$dest"
+    # Shared libraries: "name => /path (addr)" and the loader "/path (addr)".
+    if ldd "$src" >/dev/null 2>&1; then
+      while read -r lib; do
+        [[ -e $work/rootfs/$lib ]] || add "$lib" "$lib"
+      done < <(ldd "$src" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
+    fi
+  done
+  rootfs=$work/rootfs
+fi
 
 # Layer.
 tar --create --file "$work/layer.tar" --directory "$rootfs" --sort=name --mtime=@0 \
