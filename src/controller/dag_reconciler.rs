@@ -15,6 +15,8 @@ use crate::engine::validate;
 use super::error::is_conflict;
 use super::{Context, Error, events, finished};
 
+const RECOUNT: Duration = Duration::from_secs(30);
+
 pub async fn reconcile(dag: Arc<Dag>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconcile("dag");
     if dag.metadata.deletion_timestamp.is_some() {
@@ -52,7 +54,9 @@ pub async fn reconcile(dag: Arc<Dag>, ctx: Arc<Context>) -> Result<Action, Error
         api.replace_status(&name, &PostParams::default(), &updated).await?;
         ctx.metrics.api_write("dag_status");
     }
-    Ok(Action::await_change())
+    // Triggers arrive right after a run's status write, possibly before the cache shows it; the
+    // periodic pass makes counts and the history limit converge regardless.
+    Ok(Action::requeue(RECOUNT))
 }
 
 /// Deletes the oldest finished runs beyond the operator's `--history-limit`.

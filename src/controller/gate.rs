@@ -44,6 +44,8 @@ pub enum Admission {
 #[derive(Default)]
 struct Ledger {
     started: HashMap<ObjectRef<DagRun>, Instant>,
+    /// Runs that ended whose end the cache may not show yet.
+    finished: HashMap<ObjectRef<DagRun>, Instant>,
     launched: HashMap<(String, String), Instant>,
 }
 
@@ -90,11 +92,16 @@ impl Gate {
                 .is_none_or(|r| phase(&r) == RunPhase::Running || phase(&r).is_terminal());
             now.duration_since(*at) < REMEMBER && !cache_caught_up
         });
+        ledger.finished.retain(|key, at| {
+            let cache_caught_up = runs.get(key).is_none_or(|r| phase(&r).is_terminal());
+            now.duration_since(*at) < REMEMBER && !cache_caught_up
+        });
         if ledger.started.contains_key(&me) {
             return Admission::Start;
         }
         let not_yet_seen = |r: &DagRun| ledger.started.contains_key(&ObjectRef::from_obj(r));
-        let is_running = |r: &DagRun| phase(r) == RunPhase::Running || not_yet_seen(r);
+        let ended = |r: &DagRun| ledger.finished.contains_key(&ObjectRef::from_obj(r));
+        let is_running = |r: &DagRun| (phase(r) == RunPhase::Running && !ended(r)) || not_yet_seen(r);
         let is_waiting = |r: &DagRun| matches!(phase(r), RunPhase::Pending | RunPhase::Queued) && !not_yet_seen(r);
         if max_active_runs > 0 {
             let running = all.iter().filter(|r| same_dag(r, run) && is_running(r)).count();
@@ -163,6 +170,12 @@ impl Gate {
             ledger.launched.insert(key, now);
         }
         result
+    }
+
+    /// Remembers that `run` ended, until the cache shows it.
+    pub fn note_finished(&self, run: &DagRun) {
+        let mut ledger = self.ledger.lock().expect("gate lock");
+        ledger.finished.insert(ObjectRef::from_obj(run), Instant::now());
     }
 
     /// The runs to wake when a slot frees after `finished` ends: the oldest waiting runs of the same

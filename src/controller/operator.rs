@@ -1,6 +1,7 @@
 //! Wiring of the operator process: caches, the two controllers and the HTTP endpoints.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
@@ -62,7 +63,7 @@ pub async fn run(
     let (dag_changed, dag_changes) = futures::channel::mpsc::unbounded();
     let dag_controller = Controller::new(api::<Dag>(&client, &config.namespace), watcher::Config::default())
         .reconcile_on(dag_changes)
-        .with_config(controller_config)
+        .with_config(controller_config.debounce(Duration::from_millis(500)))
         .shutdown_on_signal();
     let reporter = Reporter {
         controller: "kubedag".into(),
@@ -116,14 +117,14 @@ fn log_outcome<T: std::fmt::Debug, E: std::fmt::Display>(outcome: Result<T, E>) 
     futures::future::ready(())
 }
 
+/// Ready once the DagRun and Job caches hold the initial lists. (The Dag cache is not awaited:
+/// its readiness signal does not fire when the Dag controller is also driven by `reconcile_on`,
+/// and every Dag read falls back to the API server on a cache miss.)
 async fn mark_ready_when_synced(ctx: Arc<Context>, health: Arc<Health>) {
-    let synced = futures::future::try_join3(
-        ctx.runs.wait_until_ready(),
-        ctx.dags.wait_until_ready(),
-        ctx.jobs.wait_until_ready(),
-    )
-    .await;
-    if synced.is_ok() {
+    if futures::future::try_join(ctx.runs.wait_until_ready(), ctx.jobs.wait_until_ready())
+        .await
+        .is_ok()
+    {
         health.mark_ready(ctx.clone());
         tracing::info!("caches synced");
     }
