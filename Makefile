@@ -3,7 +3,7 @@ SHELL := /bin/bash
 E2E_DIR ?= /var/lib/kubedag-e2e
 export PATH := $(E2E_DIR)/bin:$(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 
-.PHONY: build release test unit lint fmt crds cluster-up cluster-down smoke demo install bench
+.PHONY: build release test unit lint fmt crds cluster-up cluster-down smoke demo install image manifests bench
 
 build:
 	cargo build --locked
@@ -29,6 +29,7 @@ fmt:
 ## Regenerate crds/ from the Rust types.
 crds:
 	cargo run -q --locked -- crds > crds/kubedag.io.yaml
+	cp crds/kubedag.io.yaml charts/kubedag/crds/kubedag.io.yaml
 
 ## The local real control plane and node; prints the export lines to use it.
 cluster-up:
@@ -39,3 +40,19 @@ cluster-down:
 
 smoke:
 	e2e/smoke-test.sh
+
+## The main job: local cluster (if no KUBECONFIG), Helm install, examples, summary.
+demo:
+	scripts/demo.sh
+
+## Helm install of the CRDs and the operator into the current KUBECONFIG cluster.
+install:
+	scripts/install.sh
+
+## The operator image (no Docker): target/image/kubedag-dev.tar, imported into the local cluster if up.
+image:
+	scripts/build-image.sh release dev
+
+## Regenerate manifests/install.yaml from the chart (for kubectl apply / GitOps).
+manifests:
+	scripts/render-manifests.sh

@@ -10,3 +10,13 @@ fn committed_crds_match_the_rust_types() {
         "crds/kubedag.io.yaml is stale: run `make crds` and commit the result"
     );
 }
+
+#[test]
+fn helm_chart_ships_the_same_crds() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |path: &str| std::fs::read_to_string(format!("{root}/{path}")).expect(path);
+    assert!(
+        read("crds/kubedag.io.yaml") == read("charts/kubedag/crds/kubedag.io.yaml"),
+        "charts/kubedag/crds/ differs from crds/: run `make crds` and commit the result"
+    );
+}

@@ -101,16 +101,21 @@ pub fn needs_renewal(cert: &ServingCert, now_unix: i64) -> bool {
     cert.not_after - now_unix < SERVING_CERT_DAYS * 86_400 / 3
 }
 
-/// The CA from Secret `namespace/name`, created there if absent. Replicas racing to create it
-/// all end up with the one the API server accepted.
+/// The CA from Secret `namespace/name`. An absent Secret is created and an empty one (as the
+/// Helm chart installs it, so that uninstalling removes it) is filled, both with a new CA; replicas
+/// racing to do so all end up with the one the API server accepted first.
 pub async fn shared_ca(client: Client, namespace: &str, name: &str) -> Result<Ca, CertError> {
     let secrets: Api<Secret> = Api::namespaced(client, namespace);
-    if let Some(secret) = secrets.get_opt(name).await? {
-        return ca_from_secret(&secret, name);
+    let existing = secrets.get_opt(name).await?;
+    if let Some(secret) = &existing
+        && secret.data.as_ref().is_some_and(|d| d.contains_key("ca.key"))
+    {
+        return ca_from_secret(secret, name);
     }
     let ca = Ca::generate()?;
-    let mut secret = Secret::default();
+    let mut secret = existing.unwrap_or_default();
     secret.metadata.name = Some(name.to_string());
+    secret.metadata.managed_fields = None;
     secret.type_ = Some("Opaque".into());
     secret.data = Some(
         [
@@ -119,7 +124,12 @@ pub async fn shared_ca(client: Client, namespace: &str, name: &str) -> Result<Ca
         ]
         .into(),
     );
-    match secrets.create(&PostParams::default(), &secret).await {
+    // `replace` carries the resourceVersion read above, so of racing replicas only one fills it.
+    let written = match secret.metadata.resource_version {
+        Some(_) => secrets.replace(name, &PostParams::default(), &secret).await,
+        None => secrets.create(&PostParams::default(), &secret).await,
+    };
+    match written {
         Ok(_) => Ok(ca),
         Err(kube::Error::Api(s)) if s.code == 409 => ca_from_secret(&secrets.get(name).await?, name),
         Err(err) => Err(err.into()),
