@@ -56,3 +56,8 @@ image:
 ## Regenerate manifests/install.yaml from the chart (for kubectl apply / GitOps).
 manifests:
 	scripts/render-manifests.sh
+
+## Benchmarks (bench/README.md): simulated node, plain-client baseline, workloads a-d;
+## writes bench/results/latest.{json,md}. Quick run: make bench BENCH_SCALE=0.1
+bench:
+	bench/run.sh

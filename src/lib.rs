@@ -6,5 +6,6 @@
 
 pub mod admission;
 pub mod api;
+pub mod cli;
 pub mod controller;
 pub mod engine;

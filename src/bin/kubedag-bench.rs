@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
@@ -99,7 +99,11 @@ impl Config {
         let run_id = format!("{:x}", std::process::id() as u64 * 7919 % 0xfffff);
         Config {
             scale,
-            workloads: workloads.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            workloads: workloads
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             concurrency: env_or("BENCH_CONCURRENCY", 16),
             create_concurrency: env_or("BENCH_CREATE_CONCURRENCY", 32),
             pod_seconds: env_or("BENCH_POD_SECONDS", 0.0),
@@ -209,7 +213,11 @@ fn dagruns(client: &Client, ns: &str) -> Api<DynamicObject> {
 
 fn rfc3339(micros: bool) -> String {
     let ts = jiff::Timestamp::now();
-    let fmt = if micros { "%Y-%m-%dT%H:%M:%S%.6fZ" } else { "%Y-%m-%dT%H:%M:%SZ" };
+    let fmt = if micros {
+        "%Y-%m-%dT%H:%M:%S%.6fZ"
+    } else {
+        "%Y-%m-%dT%H:%M:%SZ"
+    };
     jiff::fmt::strtime::format(fmt, ts).expect("formatting a timestamp")
 }
 
@@ -250,7 +258,9 @@ async fn delete_namespaces(client: &Client, names: &[String], wait: Duration) {
             return;
         }
         if now() > deadline {
-            log(format!("namespaces still terminating after {wait:?}: {left:?} (left to the namespace controller)"));
+            log(format!(
+                "namespaces still terminating after {wait:?}: {left:?} (left to the namespace controller)"
+            ));
             return;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -326,7 +336,9 @@ impl Sim {
             .patch(&node, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
             .await?;
         heartbeat(client, &node).await?;
-        log(format!("simulated node {node} is Ready (taint {SIM_LABEL}=true:NoSchedule)"));
+        log(format!(
+            "simulated node {node} is Ready (taint {SIM_LABEL}=true:NoSchedule)"
+        ));
         let stats = Arc::new(SimStats::default());
         let beat = {
             let (client, node) = (client.clone(), node.clone());
@@ -356,7 +368,9 @@ impl Sim {
         for task in self.tasks {
             task.abort();
         }
-        let _ = Api::<Node>::all(client.clone()).delete(node, &DeleteParams::default()).await;
+        let _ = Api::<Node>::all(client.clone())
+            .delete(node, &DeleteParams::default())
+            .await;
         let _ = Api::<Lease>::namespaced(client.clone(), "kube-node-lease")
             .delete(node, &DeleteParams::default())
             .await;
@@ -554,7 +568,11 @@ impl Recording {
 fn record_job(rec: &Recorder, job: &Job, at: f64) {
     let name = job.name_any();
     let labels = job.labels();
-    let conditions = job.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+    let conditions = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
     let is_true = |t: &str| conditions.iter().any(|c| c.type_ == t && c.status == "True");
     let mut jobs = rec.jobs.lock().unwrap();
     let entry = jobs.entry(name).or_insert_with(|| JobRec {
@@ -649,7 +667,11 @@ fn free_port() -> u16 {
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
     let text = String::from_utf8_lossy(&raw).to_string();
@@ -666,7 +688,9 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -778,7 +802,9 @@ impl Prom {
     fn parse(text: &str) -> Prom {
         let mut samples = Vec::new();
         for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-            let Some((series, value)) = line.rsplit_once(' ') else { continue };
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
             let Ok(value) = value.parse::<f64>() else { continue };
             let (name, labels) = match series.split_once('{') {
                 Some((name, rest)) => {
@@ -836,7 +862,11 @@ impl Prom {
                     return Some(prev_bound);
                 }
                 let width = count - prev_count;
-                let frac = if width > 0.0 { (target - prev_count) / width } else { 1.0 };
+                let frac = if width > 0.0 {
+                    (target - prev_count) / width
+                } else {
+                    1.0
+                };
                 return Some(prev_bound + (bound - prev_bound) * frac);
             }
             (prev_bound, prev_count) = (bound, count);
@@ -1109,7 +1139,9 @@ async fn wait_jobs_complete(rec: &Recorder, prefix: &str, n: usize, timeout: f64
             return true;
         }
         if now() > deadline {
-            log(format!("baseline: only {done}/{n} Jobs {prefix}* complete after {timeout} s"));
+            log(format!(
+                "baseline: only {done}/{n} Jobs {prefix}* complete after {timeout} s"
+            ));
             return false;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -1321,7 +1353,9 @@ async fn workload(
     let mut operator = Operator::start(cfg, &ns, key, &[])?;
     operator.wait_ready().await?;
     let recording = Recording::start(client, &ns).await;
-    dags(client, &ns).create(&PostParams::default(), &shape.object()?).await?;
+    dags(client, &ns)
+        .create(&PostParams::default(), &shape.object()?)
+        .await?;
     wait_dag_seen(client, &ns, &shape.dag).await;
     let sim_before = sim.stats.completed.load(Ordering::Relaxed);
 
@@ -1356,7 +1390,10 @@ async fn workload(
         }
         if now() > deadline {
             timed_out = true;
-            log(format!("workload {key}: timed out with {finished}/{} runs finished", created.len()));
+            log(format!(
+                "workload {key}: timed out with {finished}/{} runs finished",
+                created.len()
+            ));
             break;
         }
         if now() - last_report > 10.0 {
@@ -1555,12 +1592,21 @@ async fn webhook_live(client: &Client, ns: &str) -> bool {
     matches!(dagruns(client, ns).create(&params, &object).await, Err(kube::Error::Api(e)) if e.message.contains("not found"))
 }
 
-async fn webhook_workload(client: &Client, cfg: &Config, sim: &Sim, ns: &str, dag: &str, existing: usize) -> Res<WebhookResult> {
+async fn webhook_workload(
+    client: &Client,
+    cfg: &Config,
+    sim: &Sim,
+    ns: &str,
+    dag: &str,
+    existing: usize,
+) -> Res<WebhookResult> {
     let _ = sim;
     let n = cfg.webhook_samples;
     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let _ = configs.delete(WEBHOOK_CONFIG, &DeleteParams::default()).await;
-    log(format!("webhook: {n} dry-run creates without the webhook ({existing} runs exist in {ns})"));
+    log(format!(
+        "webhook: {n} dry-run creates without the webhook ({existing} runs exist in {ns})"
+    ));
     let without = dry_run_latencies(client, ns, dag, "plain", n).await;
     let port = free_port();
     let extra: Vec<String> = [
@@ -1582,7 +1628,9 @@ async fn webhook_workload(client: &Client, cfg: &Config, sim: &Sim, ns: &str, da
         let deadline = now() + 60.0;
         while !webhook_live(client, ns).await {
             if now() > deadline {
-                return Err(BoxError::from("the webhook did not start refusing invalid runs within 60 s"));
+                return Err(BoxError::from(
+                    "the webhook did not start refusing invalid runs within 60 s",
+                ));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -1622,7 +1670,12 @@ fn fmt_opt(x: Option<f64>, digits: usize) -> String {
     x.map_or("–".into(), |v| format!("{v:.digits$}"))
 }
 
-fn markdown(summary: &Value, base: &Option<BaselineResult>, ws: &[WorkloadResult], hook: &Option<WebhookResult>) -> String {
+fn markdown(
+    summary: &Value,
+    base: &Option<BaselineResult>,
+    ws: &[WorkloadResult],
+    hook: &Option<WebhookResult>,
+) -> String {
     let mut md = String::new();
     md.push_str(&format!(
         "Mode: `{}`; scale {}; operator `--concurrency {}`; {}.\n\n",
@@ -1670,7 +1723,9 @@ fn markdown(summary: &Value, base: &Option<BaselineResult>, ws: &[WorkloadResult
         row("step Jobs launched", &|w| format!("{}", w.jobs_seen));
         row("launch throughput (Jobs/s)", &|w| format!("{:.1}", w.launch_jobs_per_s));
         row("÷ plain-client rate", &|w| format!("**{:.2}**", w.launch_ratio));
-        row("Jobs completed/s (whole pipeline)", &|w| format!("{:.1}", w.completion_jobs_per_s));
+        row("Jobs completed/s (whole pipeline)", &|w| {
+            format!("{:.1}", w.completion_jobs_per_s)
+        });
         row("dependency done → next Job created, p50 / p99 (ms)", &|w| {
             if w.transition_ms.count == 0 {
                 "–".into()
@@ -1688,10 +1743,18 @@ fn markdown(summary: &Value, base: &Option<BaselineResult>, ws: &[WorkloadResult
         row("run created → finished, p50 / p99 (s)", &|w| {
             format!("{:.1} / {:.1}", w.run_duration_s.p50, w.run_duration_s.p99)
         });
-        row("all runs created in / makespan (s)", &|w| format!("{:.1} / {:.1}", w.create_phase_s, w.makespan_s));
-        row("operator peak RSS (MiB)", &|w| format!("**{:.0}**", w.operator.peak_rss_mib));
+        row("all runs created in / makespan (s)", &|w| {
+            format!("{:.1} / {:.1}", w.create_phase_s, w.makespan_s)
+        });
+        row("operator peak RSS (MiB)", &|w| {
+            format!("**{:.0}**", w.operator.peak_rss_mib)
+        });
         row("operator CPU (s) / utilisation", &|w| {
-            format!("{:.1} / {:.0}%", w.operator.cpu_seconds, w.operator_cpu_utilisation * 100.0)
+            format!(
+                "{:.1} / {:.0}%",
+                w.operator.cpu_seconds,
+                w.operator_cpu_utilisation * 100.0
+            )
         });
         row("DagRun JSON bytes: status / whole object (mean)", &|w| {
             format!("{:.0} / {:.0}", w.status_bytes_mean, w.object_bytes_mean)
@@ -1708,7 +1771,9 @@ fn markdown(summary: &Value, base: &Option<BaselineResult>, ws: &[WorkloadResult
             format!("{:.0} / {:.0}", w.reconciles, w.reconcile_errors.values().sum::<f64>())
         });
         if ws.iter().any(|w| w.requests_per_step.is_some()) {
-            row("all API requests per step (profile)", &|w| fmt_opt(w.requests_per_step, 2));
+            row("all API requests per step (profile)", &|w| {
+                fmt_opt(w.requests_per_step, 2)
+            });
         }
         md.push('\n');
     }
@@ -1841,10 +1906,13 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
         .fold((0.0, 0.0), |(s, w), r| (s + r.steps_launched, w + r.api_writes_total));
     let writes_per_step = (steps > 0.0).then(|| round2(writes / steps));
     let launch_ratio = find("a").map(|a| a.launch_ratio);
-    let p99 = find("a").filter(|a| a.transition_ms.count > 0).map(|a| a.transition_ms.p99);
+    let p99 = find("a")
+        .filter(|a| a.transition_ms.count > 0)
+        .map(|a| a.transition_ms.p99);
     let rss = find("c").map(|c| c.operator.peak_rss_mib);
     let c_ok = find("c").map(|c| c.runs_succeeded == c.runs && !c.timed_out);
-    let target = |name: String, measured: String, met: Option<bool>| json!({"target": name, "measured": measured, "met": met});
+    let target =
+        |name: String, measured: String, met: Option<bool>| json!({"target": name, "measured": measured, "met": met});
     let targets = vec![
         target(
             "launch throughput ≥ 0.8 × plain-client rate (a)".into(),
@@ -1859,7 +1927,9 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
         target(
             format!("{} runs complete with operator RSS < 256 MiB (c)", cfg.runs_c),
             match (rss, c_ok) {
-                (Some(r), Some(ok)) => format!("{r:.0} MiB, {}", if ok { "all succeeded" } else { "NOT all succeeded" }),
+                (Some(r), Some(ok)) => {
+                    format!("{r:.0} MiB, {}", if ok { "all succeeded" } else { "NOT all succeeded" })
+                }
                 _ => "–".into(),
             },
             rss.zip(c_ok).map(|(r, ok)| r < 256.0 && ok),
@@ -1897,17 +1967,28 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
         json!({"nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
                "load_average_at_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()}),
     );
-    obj.insert("sim".into(), json!({"node": cfg.node,
+    obj.insert(
+        "sim".into(),
+        json!({"node": cfg.node,
         "pods_completed": sim.stats.completed.load(Ordering::Relaxed),
         "pods_force_deleted": sim.stats.force_deleted.load(Ordering::Relaxed),
-        "errors": sim.stats.errors.load(Ordering::Relaxed)}));
+        "errors": sim.stats.errors.load(Ordering::Relaxed)}),
+    );
     obj.insert("baseline".into(), serde_json::to_value(&base)?);
     obj.insert(
         "workloads".into(),
-        serde_json::to_value(results.iter().map(|w| (w.key.clone(), w.clone())).collect::<BTreeMap<_, _>>())?,
+        serde_json::to_value(
+            results
+                .iter()
+                .map(|w| (w.key.clone(), w.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        )?,
     );
     obj.insert("webhook".into(), serde_json::to_value(&hook)?);
-    std::fs::write(cfg.out_dir.join("latest.json"), serde_json::to_string_pretty(&out)? + "\n")?;
+    std::fs::write(
+        cfg.out_dir.join("latest.json"),
+        serde_json::to_string_pretty(&out)? + "\n",
+    )?;
     std::fs::write(cfg.out_dir.join("latest.md"), &md)?;
 
     // Leftovers (a namespace kept after a failure) go before the node, so the completer can still
@@ -1954,7 +2035,9 @@ async fn main() {
             .await;
         let left: Vec<String> = namespaces.lock().unwrap().clone();
         delete_namespaces(&client, &left, Duration::from_secs(120)).await;
-        let _ = Api::<Node>::all(client.clone()).delete(&cfg.node, &DeleteParams::default()).await;
+        let _ = Api::<Node>::all(client.clone())
+            .delete(&cfg.node, &DeleteParams::default())
+            .await;
         let _ = Api::<Lease>::namespaced(client.clone(), "kube-node-lease")
             .delete(&cfg.node, &DeleteParams::default())
             .await;
@@ -1963,7 +2046,6 @@ async fn main() {
 }
 
 /// kube's rustls client needs a process-wide crypto provider (ring), as in the operator.
-fn rustls_provider() -> Result<(), ()> {
-    kubedag::admission::server::install_crypto_provider();
-    Ok(())
+fn rustls_provider() -> Result<(), std::sync::Arc<rustls::crypto::CryptoProvider>> {
+    rustls::crypto::ring::default_provider().install_default()
 }

@@ -1,6 +1,7 @@
 //! Wiring of the operator process: caches, the two controllers and the HTTP endpoints.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -44,18 +45,27 @@ pub async fn run(
     instance: String,
     webhook: Option<WebhookOptions>,
 ) {
+    let jobs_synced = Arc::new(AtomicBool::new(false));
     let (jobs, jobs_writer) = reflector::store::<Job>();
     let job_events = watcher(
         api::<Job>(&client, &config.namespace),
         watcher::Config::default().labels(labels::RUN),
     )
     .default_backoff()
+    .inspect(flag_initial_list(jobs_synced.clone()))
     .modify(strip_job)
     .reflect(jobs_writer)
     .touched_objects();
+    let runs_synced = Arc::new(AtomicBool::new(false));
+    let (runs, runs_writer) = reflector::store::<DagRun>();
+    let run_events = watcher(api::<DagRun>(&client, &config.namespace), watcher::Config::default())
+        .default_backoff()
+        .inspect(flag_initial_list(runs_synced.clone()))
+        .reflect(runs_writer)
+        .applied_objects();
     let controller_config = ControllerConfig::default().concurrency(config.concurrency);
     let (wake_runs, wake_requests) = futures::channel::mpsc::unbounded();
-    let run_controller = Controller::new(api::<DagRun>(&client, &config.namespace), watcher::Config::default())
+    let run_controller = Controller::for_stream(run_events, runs)
         .owns_stream(job_events)
         .reconcile_on(wake_requests)
         .with_config(controller_config.clone())
@@ -82,7 +92,7 @@ pub async fn run(
         config,
     });
 
-    tokio::spawn(mark_ready_when_synced(ctx.clone(), health));
+    tokio::spawn(mark_ready_when_synced(ctx.clone(), health, [runs_synced, jobs_synced]));
 
     if let Some(options) = webhook {
         let state = WebhookState {
@@ -117,15 +127,22 @@ fn log_outcome<T: std::fmt::Debug, E: std::fmt::Display>(outcome: Result<T, E>) 
     futures::future::ready(())
 }
 
-/// Ready once the DagRun and Job caches hold the initial lists. (The Dag cache is not awaited:
-/// its readiness signal does not fire when the Dag controller is also driven by `reconcile_on`,
-/// and every Dag read falls back to the API server on a cache miss.)
-async fn mark_ready_when_synced(ctx: Arc<Context>, health: Arc<Health>) {
-    if futures::future::try_join(ctx.runs.wait_until_ready(), ctx.jobs.wait_until_ready())
-        .await
-        .is_ok()
-    {
-        health.mark_ready(ctx.clone());
-        tracing::info!("caches synced");
+/// Sets `flag` once the watcher delivered its first complete list.
+fn flag_initial_list<K>(flag: Arc<AtomicBool>) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
+    move |event| {
+        if let Ok(watcher::Event::InitDone) = event {
+            flag.store(true, Ordering::Relaxed);
+        }
     }
+}
+
+/// Ready once the DagRun and Job caches hold their initial lists. Polls flags set by the watch
+/// streams: awaiting `Store::wait_until_ready` here would compete with the controller's own wait
+/// (its one-shot signal wakes only the last waiter) and could stall the controller.
+async fn mark_ready_when_synced(ctx: Arc<Context>, health: Arc<Health>, synced: [Arc<AtomicBool>; 2]) {
+    while !synced.iter().all(|f| f.load(Ordering::Relaxed)) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    health.mark_ready(ctx);
+    tracing::info!("caches synced");
 }

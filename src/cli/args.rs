@@ -1,0 +1,250 @@
+//! The command line of `kubectl dag`: commands, flags, help texts and examples.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::api::RunPhase;
+
+use super::output::Format;
+use super::params::parse_key_value;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl-dag",
+    bin_name = "kubectl dag",
+    version,
+    about = "Run and inspect kubedag DAG workflows (Dag templates, DagRun executions)",
+    after_help = "Examples:
+  kubectl dag run process-image -p file=m31.fits --wait
+  kubectl dag submit process-image --param-file files.csv
+  kubectl dag list process-image --phase Failed
+  kubectl dag get process-image-x7k2p
+  kubectl dag logs process-image-x7k2p calibrate -f"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the Dags and runs live.
+#[derive(Args, Debug)]
+pub struct Target {
+    /// Namespace of the Dags and runs (default: the kubeconfig context's namespace).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// Kubeconfig context to use (default: the current context; KUBECONFIG selects the file).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start a run of a Dag and print its name, requestId and paramHash.
+    #[command(after_help = "Examples:
+  # Start a run; prints Name, RequestId and ParamHash
+  kubectl dag run process-image -p file=m31.fits -p threshold=0.7
+
+  # Wait for the outcome (exit status 0 only if it Succeeded), streaming the step logs
+  kubectl dag run process-image -p file=m31.fits --request-id m31 --follow
+
+A run whose parameters duplicate another run's (under the Dag's duplicatePolicy) is refused:
+the refusal is printed and the exit status is 1.")]
+    Run(RunArgs),
+    /// Start one run per line of a CSV or JSON Lines file, skipping duplicate parameter sets.
+    #[command(after_help = "Examples:
+  # files.csv: a header row of parameter names, then one run per row
+  #   file,threshold
+  #   m31.fits,0.5
+  kubectl dag submit process-image --param-file files.csv --parallel 16
+
+  # files.jsonl: one JSON object per line, e.g. {\"file\": \"m31.fits\"}
+  kubectl dag submit process-image --param-file files.jsonl --dry-run
+
+Each line is reported as accepted (with its new run), duplicate (naming the run that already
+has those parameters) or failed (with the reason). Re-running the same file is safe: lines that
+already have a run are reported as duplicates, not submitted again. Empty CSV fields and JSON
+nulls leave a parameter unset, so its default applies. Exit status 1 if any line failed.")]
+    Submit(SubmitArgs),
+    /// List runs grouped by Dag, with phase, step progress, short paramHash and params.
+    #[command(after_help = "Examples:
+  kubectl dag list
+  kubectl dag list process-image --phase Running,Queued
+  kubectl dag list process-image -p file=m31.fits -o yaml")]
+    List(ListArgs),
+    /// Show one run: identity, outcome and the step graph with phases, attempts and exit codes.
+    #[command(after_help = "Examples:
+  kubectl dag get process-image-x7k2p
+  kubectl dag get process-image-x7k2p -o json")]
+    Get(GetArgs),
+    /// Print the logs of a run's steps, each line prefixed with its step.
+    #[command(after_help = "Examples:
+  kubectl dag logs process-image-x7k2p
+  kubectl dag logs process-image-x7k2p calibrate
+  kubectl dag logs process-image-x7k2p -f    # until the run finishes")]
+    Logs(LogsArgs),
+    /// Stop a run: its running steps are stopped and it ends Cancelled.
+    #[command(after_help = "Example:
+  kubectl dag cancel process-image-x7k2p")]
+    Cancel(RunName),
+    /// Re-run the failed and skipped steps of a Failed run, keeping its requestId and params.
+    #[command(after_help = "Example:
+  kubectl dag retry process-image-x7k2p
+  kubectl dag get process-image-x7k2p    # attempts of the re-run steps go up")]
+    Retry(RunName),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  source <(kubectl-dag completion bash)
+  kubectl-dag completion zsh > \"${fpath[1]}/_kubectl-dag\"
+  kubectl-dag completion fish > ~/.config/fish/completions/kubectl-dag.fish")]
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The Dag to run.
+    pub dag: String,
+    /// A parameter of the run; repeat for several.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub params: Vec<(String, String)>,
+    /// Caller-chosen id of the run, e.g. one per input file (default: the operator assigns a UUID).
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Wait until the run finishes; exit status 0 if it Succeeded, 1 otherwise.
+    #[arg(long)]
+    pub wait: bool,
+    /// Stream the step logs while waiting (implies --wait).
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// The Dag to run.
+    pub dag: String,
+    /// Parameter sets, one per line: .csv with a header row of names, or .jsonl with one object per line.
+    #[arg(long, value_name = "FILE")]
+    pub param_file: PathBuf,
+    /// Runs created at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// Check every line with the API server (webhook included) without creating anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only runs of this Dag.
+    pub dag: Option<String>,
+    /// Only runs in these phases (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_parser = parse_phase)]
+    pub phase: Vec<RunPhase>,
+    /// Only runs with this parameter value; repeat to require several.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub params: Vec<(String, String)>,
+    /// Print the runs as a JSON or YAML List instead of a table.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Format>,
+    /// Show the params in full instead of cutting long ones.
+    #[arg(long)]
+    pub wide: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// The DagRun.
+    pub run: String,
+    /// Print the DagRun as JSON or YAML instead of the summary.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Format>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The DagRun.
+    pub run: String,
+    /// Only this step.
+    pub step: Option<String>,
+    /// Keep streaming new log lines and new steps until the run finishes.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunName {
+    /// The DagRun.
+    pub run: String,
+}
+
+/// A run phase by name, in any letter case.
+pub fn parse_phase(text: &str) -> Result<RunPhase, String> {
+    RunPhase::ALL
+        .into_iter()
+        .find(|phase| phase.as_str().eq_ignore_ascii_case(text.trim()))
+        .ok_or_else(|| {
+            let known: Vec<&str> = RunPhase::ALL.iter().map(|p| p.as_str()).collect();
+            format!("unknown phase {text:?} (phases: {})", known.join(", "))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_an_example() {
+        for command in Cli::command().get_subcommands() {
+            let help = command.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(help.contains("kubectl"), "{} has no example", command.get_name());
+        }
+    }
+
+    #[test]
+    fn phases_parse_in_any_case_and_unknown_ones_are_listed() {
+        assert_eq!(parse_phase("failed"), Ok(RunPhase::Failed));
+        assert_eq!(parse_phase("Running"), Ok(RunPhase::Running));
+        let error = parse_phase("done").unwrap_err();
+        assert!(error.contains("\"done\"") && error.contains("Succeeded"), "{error}");
+    }
+
+    #[test]
+    fn flags_parse_with_the_namespace_anywhere() {
+        let cli = Cli::try_parse_from([
+            "kubectl-dag",
+            "list",
+            "img",
+            "--phase",
+            "Failed,running",
+            "-p",
+            "file=a",
+            "-n",
+            "ns",
+        ])
+        .unwrap();
+        assert_eq!(cli.target.namespace.as_deref(), Some("ns"));
+        let Command::List(list) = cli.command else {
+            panic!("expected list")
+        };
+        assert_eq!(list.phase, [RunPhase::Failed, RunPhase::Running]);
+        assert_eq!(list.params, [("file".to_string(), "a".to_string())]);
+    }
+
+    #[test]
+    fn a_bad_param_names_the_argument() {
+        let error = Cli::try_parse_from(["kubectl-dag", "run", "img", "-p", "foo"]).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("\"foo\"") && text.contains("KEY=VALUE"), "{text}");
+    }
+}

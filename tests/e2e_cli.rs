@@ -1,0 +1,374 @@
+//! End to end on the local cluster: the `kubectl-dag` plugin binary against a real operator.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{STEP_IMAGE, TestEnv};
+use kube::ResourceExt;
+use kube::api::ListParams;
+use kubedag::api::{Dag, DagRun, RunPhase};
+use kubedag::engine::params;
+
+/// What one invocation of the plugin did.
+struct Invocation {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Invocation {
+    /// The value of a `Key:  value` line of `run` or `get`.
+    fn field(&self, key: &str) -> String {
+        let prefix = format!("{key}:");
+        self.stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {key:?} line in:\n{}", self.stdout))
+            .trim()
+            .to_string()
+    }
+
+    fn lines_containing(&self, text: &str) -> Vec<&str> {
+        self.stdout.lines().filter(|l| l.contains(text)).collect()
+    }
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `kubectl-dag -n <test namespace> ARGS...` (KUBECONFIG is inherited).
+async fn kubectl_dag(env: &TestEnv, args: &[&str]) -> Invocation {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-dag"))
+        .args(["-n", &env.ns])
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(common::WAIT, run)
+        .await
+        .unwrap_or_else(|_| panic!("kubectl-dag {args:?} did not finish"))
+        .expect("start kubectl-dag");
+    Invocation {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A Dag with params `file` (required) and `threshold` (default 0.5) and the given steps (YAML flow).
+fn dag(name: &str, extra_spec: &str, steps: &str) -> String {
+    format!(
+        "apiVersion: kubedag.io/v1alpha1\nkind: Dag\nmetadata: {{name: {name}}}\nspec:\n  params: [{{name: file}}, {{name: threshold, default: \"0.5\"}}]\n  defaults: {{image: \"{STEP_IMAGE}\", imagePullPolicy: IfNotPresent}}\n{extra_spec}  steps: {steps}\n"
+    )
+}
+
+fn expected_hash(file: &str) -> String {
+    let resolved = BTreeMap::from([
+        ("file".to_string(), file.to_string()),
+        ("threshold".to_string(), "0.5".to_string()),
+    ]);
+    params::param_hash(&resolved)
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: make test"]
+async fn run_wait_exits_with_the_outcome_and_retry_reruns_a_failed_run() {
+    let env = TestEnv::new("cli-run").await;
+    env.create::<Dag>(&dag("ok", "", r#"[{name: work, script: "echo hello $file"}]"#))
+        .await;
+    env.create::<Dag>(&dag("bad", "", r#"[{name: work, script: "echo broken; exit 3"}]"#))
+        .await;
+
+    let ok = kubectl_dag(
+        &env,
+        &["run", "ok", "-p", "file=a.fits", "--request-id", "req-a", "--wait"],
+    )
+    .await;
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(ok.field("Name").starts_with("ok-"), "{ok:?}");
+    assert_eq!(ok.field("RequestId"), "req-a");
+    assert_eq!(ok.field("ParamHash"), expected_hash("a.fits"));
+    assert!(ok.field("Phase").starts_with("Succeeded"), "{ok:?}");
+
+    let followed = kubectl_dag(&env, &["run", "ok", "-p", "file=b.fits", "--follow"]).await;
+    assert_eq!(followed.code, 0, "{followed:?}");
+    assert_eq!(
+        followed.lines_containing("[work] hello b.fits").len(),
+        1,
+        "{followed:?}"
+    );
+
+    let failed = kubectl_dag(&env, &["run", "bad", "-p", "file=a.fits", "--wait"]).await;
+    assert_ne!(failed.code, 0, "{failed:?}");
+    assert!(failed.field("Phase").starts_with("Failed"), "{failed:?}");
+    assert!(failed.stderr.contains("ended Failed"), "{failed:?}");
+
+    // Without the webhook the controller rejects the duplicate; the plugin says so and fails.
+    let duplicate = kubectl_dag(&env, &["run", "ok", "-p", "file=a.fits"]).await;
+    assert_ne!(duplicate.code, 0, "{duplicate:?}");
+    assert!(duplicate.field("Phase").starts_with("Rejected"), "{duplicate:?}");
+    assert!(
+        duplicate
+            .field("Message")
+            .contains(&format!("DagRun {:?}", ok.field("Name"))),
+        "{duplicate:?}"
+    );
+
+    let bad_param = kubectl_dag(&env, &["run", "ok", "-p", "foo"]).await;
+    assert_eq!(bad_param.code, 2, "{bad_param:?}");
+    assert!(
+        bad_param.stderr.contains("\"foo\"") && bad_param.stderr.contains("KEY=VALUE"),
+        "{bad_param:?}"
+    );
+    let undeclared = kubectl_dag(&env, &["run", "ok", "-p", "file=x", "-p", "bogus=1"]).await;
+    assert_ne!(undeclared.code, 0, "{undeclared:?}");
+    assert!(undeclared.stderr.contains("\"bogus\""), "{undeclared:?}");
+
+    let not_failed = kubectl_dag(&env, &["retry", &ok.field("Name")]).await;
+    assert_ne!(not_failed.code, 0, "{not_failed:?}");
+    assert!(
+        not_failed.stderr.contains("only a Failed run can be retried"),
+        "{not_failed:?}"
+    );
+    let failed_name = failed.field("Name");
+    let retry = kubectl_dag(&env, &["retry", &failed_name]).await;
+    assert_eq!(retry.code, 0, "{retry:?}");
+    let retried = env
+        .eventually("the retried run to fail again", || async {
+            let status = env.api::<DagRun>().get(&failed_name).await.ok()?.status?;
+            (status.retries == 1 && status.phase == RunPhase::Failed).then_some(status)
+        })
+        .await;
+    assert_eq!(retried.steps[0].attempts, 2, "{retried:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: make test"]
+async fn submit_creates_one_run_per_line_and_reports_duplicates_naming_the_existing_run() {
+    let env = TestEnv::with_webhook("cli-submit").await;
+    // At most a few runs execute at once: the rest wait as Queued, which still blocks duplicates.
+    env.create::<Dag>(&dag(
+        "quick",
+        "  maxActiveRuns: 4\n",
+        r#"[{name: work, command: ["true"]}]"#,
+    ))
+    .await;
+    let mut existing = BTreeMap::new();
+    for file in ["f007.fits", "f042.fits", "f093.fits"] {
+        let run = kubectl_dag(&env, &["run", "quick", "-p", &format!("file={file}")]).await;
+        assert_eq!(run.code, 0, "{run:?}");
+        existing.insert(file, run.field("Name"));
+    }
+
+    let dir = std::env::temp_dir().join(format!("kubedag-{}", env.ns));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("files.csv");
+    let rows: Vec<String> = (0..100).map(|i| format!("f{i:03}.fits,0.5")).collect();
+    std::fs::write(&csv, format!("file,threshold\n{}\n", rows.join("\n"))).unwrap();
+    let csv = csv.to_str().unwrap();
+
+    let submitted = kubectl_dag(&env, &["submit", "quick", "--param-file", csv, "--parallel", "8"]).await;
+    assert_eq!(submitted.code, 0, "{submitted:?}");
+    assert_eq!(
+        submitted.lines_containing(": accepted: DagRun quick-").len(),
+        97,
+        "{submitted:?}"
+    );
+    let duplicates = submitted.lines_containing(": duplicate: ");
+    assert_eq!(duplicates.len(), 3, "{submitted:?}");
+    for (file, run) in &existing {
+        let line = duplicates
+            .iter()
+            .find(|l| l.contains(&format!("file={file}")))
+            .unwrap_or_else(|| panic!("{file} not reported as a duplicate: {submitted:?}"));
+        assert!(line.contains(&format!("DagRun {run} (")), "{line}");
+    }
+    assert!(
+        submitted.stdout.ends_with("97 accepted, 3 duplicate, 0 failed\n"),
+        "{submitted:?}"
+    );
+    let runs = || async {
+        let all = env.api::<DagRun>().list(&ListParams::default()).await.unwrap().items;
+        all.iter().filter(|r| r.spec.dag_ref.name == "quick").count()
+    };
+    assert_eq!(runs().await, 100);
+
+    // Safe to re-run: every line now has its run.
+    let again = kubectl_dag(&env, &["submit", "quick", "--param-file", csv]).await;
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again.stdout.ends_with("0 accepted, 100 duplicate, 0 failed\n"),
+        "{again:?}"
+    );
+    assert_eq!(runs().await, 100);
+
+    // Lines repeating an earlier line of the same file are duplicates too; bad lines fail.
+    let jsonl = dir.join("more.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"file\": \"g1.fits\"}\n{\"file\": \"g1.fits\", \"threshold\": 0.5}\n{\"bogus\": 1}\n",
+    )
+    .unwrap();
+    let more = kubectl_dag(&env, &["submit", "quick", "--param-file", jsonl.to_str().unwrap()]).await;
+    assert_eq!(more.code, 1, "{more:?}");
+    let first = more.lines_containing("line 1: accepted: DagRun ");
+    assert_eq!(first.len(), 1, "{more:?}");
+    let run = first[0].split_whitespace().nth(4).unwrap();
+    assert_eq!(
+        more.lines_containing(&format!(
+            "line 2: duplicate: line 1 has the same parameters (DagRun {run})"
+        ))
+        .len(),
+        1,
+        "{more:?}"
+    );
+    assert_eq!(more.lines_containing("line 3: failed: ").len(), 1, "{more:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: make test"]
+async fn list_get_and_logs_show_finished_runs() {
+    let env = TestEnv::new("cli-show").await;
+    env.create::<Dag>(&dag(
+        "pipeline",
+        "",
+        r#"[{name: fetch, script: "echo fetching $file"}, {name: calibrate, depends: [fetch], script: "echo calibrating $file at $threshold"}]"#,
+    ))
+    .await;
+    let mut names = BTreeMap::new();
+    for file in ["m31.fits", "m42.fits"] {
+        let run = kubectl_dag(&env, &["run", "pipeline", "-p", &format!("file={file}"), "--wait"]).await;
+        assert_eq!(run.code, 0, "{run:?}");
+        names.insert(file, run.field("Name"));
+    }
+    let (m31, m42) = (&names["m31.fits"], &names["m42.fits"]);
+
+    let listed = kubectl_dag(&env, &["list", "pipeline", "-p", "file=m42.fits"]).await;
+    assert_eq!(listed.code, 0, "{listed:?}");
+    assert!(listed.stdout.starts_with("Dag pipeline (1 run)\n"), "{listed:?}");
+    let row = listed.lines_containing(m42);
+    assert_eq!(row.len(), 1, "{listed:?}");
+    for column in [
+        "Succeeded",
+        "2/2",
+        &expected_hash("m42.fits")[..12],
+        "file=m42.fits threshold=0.5",
+    ] {
+        assert!(row[0].contains(column), "{column} missing from {row:?}");
+    }
+    assert!(!listed.stdout.contains(m31.as_str()), "{listed:?}");
+
+    let as_json = kubectl_dag(
+        &env,
+        &["list", "--phase", "succeeded", "-p", "threshold=0.5", "-o", "json"],
+    )
+    .await;
+    assert_eq!(as_json.code, 0, "{as_json:?}");
+    let list: serde_json::Value = serde_json::from_str(&as_json.stdout).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{as_json:?}");
+    let none = kubectl_dag(&env, &["list", "--phase", "Failed"]).await;
+    assert_eq!((none.code, none.stdout.as_str()), (0, ""), "{none:?}");
+
+    let got = kubectl_dag(&env, &["get", m31]).await;
+    assert_eq!(got.code, 0, "{got:?}");
+    assert_eq!(got.field("Phase"), "Succeeded (2/2 steps done)");
+    assert_eq!(got.field("ParamHash"), expected_hash("m31.fits"));
+    assert_eq!(got.field("Params"), "file=m31.fits threshold=0.5");
+    let step_rows: Vec<Vec<&str>> = got
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("STEP"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    // STEP PHASE ATTEMPTS DURATION EXIT DEPENDS; calibrate is drawn under fetch.
+    assert_eq!(step_rows.len(), 2, "{got:?}");
+    assert_eq!(
+        (step_rows[0][0], step_rows[0][1], step_rows[0][2], step_rows[0][4]),
+        ("fetch", "Succeeded", "1", "0")
+    );
+    assert_eq!(
+        (
+            step_rows[1][0],
+            step_rows[1][1],
+            step_rows[1][2],
+            step_rows[1][3],
+            step_rows[1][5],
+            step_rows[1][6]
+        ),
+        ("└─", "calibrate", "Succeeded", "1", "0", "fetch")
+    );
+    let as_yaml = kubectl_dag(&env, &["get", m31, "-o", "yaml"]).await;
+    let parsed: DagRun = serde_yaml::from_str(&as_yaml.stdout).unwrap();
+    assert_eq!(parsed.name_any(), *m31);
+    assert_eq!(parsed.status.unwrap().phase, RunPhase::Succeeded);
+
+    let logs = kubectl_dag(&env, &["logs", m31]).await;
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert_eq!(
+        logs.stdout,
+        "[fetch] fetching m31.fits\n[calibrate] calibrating m31.fits at 0.5\n"
+    );
+    let one_step = kubectl_dag(&env, &["logs", m31, "calibrate"]).await;
+    assert_eq!(
+        one_step.stdout, "[calibrate] calibrating m31.fits at 0.5\n",
+        "{one_step:?}"
+    );
+    let followed = kubectl_dag(&env, &["logs", m42, "-f"]).await;
+    assert_eq!(followed.code, 0, "{followed:?}");
+    assert_eq!(
+        followed.lines_containing("[fetch] fetching m42.fits").len(),
+        1,
+        "{followed:?}"
+    );
+    assert_eq!(
+        followed
+            .lines_containing("[calibrate] calibrating m42.fits at 0.5")
+            .len(),
+        1,
+        "{followed:?}"
+    );
+    let unknown = kubectl_dag(&env, &["logs", m31, "nosuch"]).await;
+    assert_ne!(unknown.code, 0, "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("\"nosuch\" is not a step") && unknown.stderr.contains("fetch, calibrate"),
+        "{unknown:?}"
+    );
+    let missing = kubectl_dag(&env, &["get", "no-such-run"]).await;
+    assert_ne!(missing.code, 0, "{missing:?}");
+    assert!(
+        missing.stderr.contains("DagRun \"no-such-run\" not found"),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: make test"]
+async fn cancel_stops_a_running_run() {
+    let env = TestEnv::new("cli-cancel").await;
+    env.create::<Dag>(&dag("slow", "", r#"[{name: wait, script: "sleep 300"}]"#))
+        .await;
+    let run = kubectl_dag(&env, &["run", "slow", "-p", "file=x"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let name = run.field("Name");
+    env.wait_phase(&name, RunPhase::Running).await;
+
+    let cancel = kubectl_dag(&env, &["cancel", &name]).await;
+    assert_eq!(cancel.code, 0, "{cancel:?}");
+    assert!(cancel.stdout.contains("cancel requested"), "{cancel:?}");
+    env.wait_phase(&name, RunPhase::Cancelled).await;
+
+    let again = kubectl_dag(&env, &["cancel", &name]).await;
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("already ended Cancelled"), "{again:?}");
+    let got = kubectl_dag(&env, &["get", &name]).await;
+    assert!(got.field("Phase").starts_with("Cancelled"), "{got:?}");
+}
