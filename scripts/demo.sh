@@ -22,11 +22,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== installing kubedag with Helm (make install)"
-scripts/install.sh
+kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+echo "== installing kubedag with Helm (make install), watching namespace $ns"
+HELM_ARGS="--set watchNamespace=$ns ${HELM_ARGS:-}" scripts/install.sh
 
 echo "== applying manifests/examples/ in namespace $ns"
-kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply -n "$ns" -f manifests/examples/00-dags.yaml
 # Give the webhook's cache a moment to see the Dags before the runs arrive (a miss falls back to a GET anyway).
 kubectl apply -n "$ns" -f manifests/examples/10-runs.yaml -f manifests/examples/20-astronomy-batch.yaml
