@@ -326,3 +326,39 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     );
     standby.kill_operator();
 }
+
+#[tokio::test]
+#[ignore = "needs the local cluster: make test"]
+async fn operator_wide_caps_limit_running_jobs_and_runs() {
+    let mut env = TestEnv::without_operator("caps").await;
+    env.start_operator(&["--max-running-jobs", "2", "--max-running-runs", "2"]);
+    env.create::<Dag>(&dag(
+        "wide",
+        "",
+        "[{name: a, command: [sleep, '2']}, {name: b, command: [sleep, '2']}, {name: c, command: [sleep, '2']}, {name: d, command: [sleep, '2']}]",
+    ))
+    .await;
+    for i in 0..3 {
+        env.create::<DagRun>(&run_yaml(&format!("w{i}"), "wide", &[("n", &i.to_string())]))
+            .await;
+    }
+    let (mut max_jobs, mut max_runs) = (0, 0);
+    loop {
+        let jobs = env.api::<Job>().list(&ListParams::default()).await.unwrap().items;
+        let active = jobs
+            .iter()
+            .filter(|j| j.status.as_ref().and_then(|s| s.active).unwrap_or(0) > 0)
+            .count();
+        max_jobs = max_jobs.max(active);
+        let runs = env.api::<DagRun>().list(&ListParams::default()).await.unwrap().items;
+        let phase = |r: &DagRun| r.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        max_runs = max_runs.max(runs.iter().filter(|r| phase(r) == RunPhase::Running).count());
+        if runs.iter().all(|r| phase(r).is_terminal()) {
+            assert!(runs.iter().all(|r| phase(r) == RunPhase::Succeeded));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(max_jobs <= 2, "at most 2 step Jobs ran at once, saw {max_jobs}");
+    assert!(max_runs <= 2, "at most 2 runs were Running at once, saw {max_runs}");
+}

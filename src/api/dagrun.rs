@@ -192,3 +192,58 @@ pub struct StepStatus {
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ContainerSettings, Step};
+    use jiff::Timestamp;
+
+    /// Invariant 7: a 200-step run's status, spec snapshot included, stays far below etcd's limit.
+    #[test]
+    fn a_200_step_status_is_well_under_100_kib() {
+        let now = Time(Timestamp::now());
+        let steps: Vec<Step> = (0..200)
+            .map(|i| Step {
+                name: format!("step-{i:03}"),
+                depends: if i == 0 {
+                    vec![]
+                } else {
+                    vec![format!("step-{:03}", i - 1)]
+                },
+                script: Some("echo \"processing $file at $threshold\"".into()),
+                ..Default::default()
+            })
+            .collect();
+        let status = DagRunStatus {
+            phase: RunPhase::Running,
+            request_id: Some(uuid::Uuid::new_v4().to_string()),
+            param_hash: Some("a".repeat(64)),
+            params: Some([("file".to_string(), "m31-0001.fits".to_string())].into()),
+            steps: (0..200)
+                .map(|i| StepStatus {
+                    name: format!("step-{i:03}"),
+                    phase: StepPhase::Failed,
+                    job_name: Some(format!("process-image-x7k2q-step-{i:03}-3-abcdef")),
+                    attempts: 3,
+                    started_at: Some(now.clone()),
+                    finished_at: Some(now.clone()),
+                    exit_code: Some(137),
+                    message: Some("attempt 3 failed: exit code 137 (OOMKilled)".into()),
+                    ..Default::default()
+                })
+                .collect(),
+            dag_spec: Some(DagSpec {
+                defaults: ContainerSettings {
+                    image: Some("busybox".into()),
+                    ..Default::default()
+                },
+                steps,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let bytes = serde_json::to_vec(&status).unwrap().len();
+        assert!(bytes < 100 * 1024, "status is {bytes} bytes");
+    }
+}
