@@ -111,7 +111,7 @@ async fn run_wait_exits_with_the_outcome_and_retry_reruns_a_failed_run() {
     assert!(failed.stderr.contains("ended Failed"), "{failed:?}");
 
     // Without the webhook the controller rejects the duplicate; the plugin says so and fails.
-    let duplicate = kubectl_dag(&env, &["run", "ok", "-p", "file=a.fits"]).await;
+    let duplicate = kubectl_dag(&env, &["run", "ok", "-p", "file=a.fits", "--wait"]).await;
     assert_ne!(duplicate.code, 0, "{duplicate:?}");
     assert!(duplicate.field("Phase").starts_with("Rejected"), "{duplicate:?}");
     assert!(

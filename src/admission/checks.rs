@@ -55,7 +55,8 @@ pub fn check_run_create<'a>(
         .filter(|other| other.metadata.name != run.metadata.name && &other.spec.dag_ref.name == dag_name)
         .find(|other| {
             let phase = other.status.as_ref().map(|s| s.phase).unwrap_or_default();
-            duplicates::blocks(policy, phase) && hash_of(other, dag).as_deref() == Some(hash.as_str())
+            duplicates::blocks(policy, phase)
+                && duplicates::run_param_hash(other, &dag.spec.params).as_deref() == Some(hash.as_str())
         });
     match blocking {
         Some(other) => Err(duplicates::refusal_message(
@@ -66,15 +67,6 @@ pub fn check_run_create<'a>(
         )),
         None => Ok(()),
     }
-}
-
-/// The run's paramHash: from its status once started, else computed from its spec and the Dag.
-fn hash_of(run: &DagRun, dag: &Dag) -> Option<String> {
-    if let Some(hash) = run.status.as_ref().and_then(|s| s.param_hash.clone()) {
-        return Some(hash);
-    }
-    let resolved = params::resolve(&run.spec.dag_ref.name, &dag.spec.params, &run.spec.params).ok()?;
-    Some(params::param_hash(&resolved))
 }
 
 #[cfg(test)]

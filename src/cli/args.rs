@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::api::RunPhase;
 
@@ -12,7 +12,6 @@ use super::params::parse_key_value;
 #[derive(Parser, Debug)]
 #[command(
     name = "kubectl-dag",
-    bin_name = "kubectl dag",
     version,
     about = "Run and inspect kubedag DAG workflows (Dag templates, DagRun executions)",
     after_help = "Examples:
@@ -28,6 +27,17 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+impl Cli {
+    /// Parses the process's arguments; help and usage say `kubectl dag`, as users type it.
+    pub fn parse_args() -> Cli {
+        let matches = Cli::command().bin_name(KUBECTL_USAGE).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// How help and usage name the command. Only there: a name with a space breaks completion scripts.
+const KUBECTL_USAGE: &str = "kubectl dag";
 
 /// Where the Dags and runs live.
 #[derive(Args, Debug)]
@@ -196,7 +206,6 @@ pub fn parse_phase(text: &str) -> Result<RunPhase, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_line_is_consistent() {

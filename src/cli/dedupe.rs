@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use crate::api::{Dag, DagRun, DuplicatePolicy, ParamDecl, RunPhase};
 use crate::engine::duplicates;
-use crate::engine::params::{self, Params};
+use crate::engine::duplicates::run_param_hash;
+use crate::engine::params;
 
 use super::param_file::ParamLine;
 
@@ -94,22 +95,6 @@ fn blocking_runs(
     blocking
 }
 
-/// A run's paramHash: from its status once the operator started it, else computed from its spec.
-pub fn run_param_hash(run: &DagRun, decls: &[ParamDecl]) -> Option<String> {
-    if let Some(hash) = run.status.as_ref().and_then(|s| s.param_hash.clone()) {
-        return Some(hash);
-    }
-    resolved_params(run, decls).map(|resolved| params::param_hash(&resolved))
-}
-
-/// A run's resolved params: from its status once started, else its spec resolved against `decls`.
-pub fn resolved_params(run: &DagRun, decls: &[ParamDecl]) -> Option<Params> {
-    if let Some(resolved) = run.status.as_ref().and_then(|s| s.params.clone()) {
-        return Some(resolved);
-    }
-    params::resolve(&run.spec.dag_ref.name, decls, &run.spec.params).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +120,7 @@ mod tests {
         )
     }
 
-    fn params(pairs: &[(&str, &str)]) -> Params {
+    fn params(pairs: &[(&str, &str)]) -> crate::engine::params::Params {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 

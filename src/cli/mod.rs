@@ -4,6 +4,7 @@
 //! - [`run`], [`submit`], [`list`], [`get`], [`logs`] and [`control`] (cancel, retry) are the commands.
 //! - [`params`] parses `-p KEY=VALUE`; [`param_file`] reads CSV / JSON Lines parameter files;
 //!   [`dedupe`] finds duplicate parameter sets before submitting.
+//! - [`completion`] prints shell completion scripts.
 //! - [`cluster`] connects (kubeconfig, context, namespace); [`create`] creates runs; [`watch`] follows one.
 //! - [`steps`] orders a run's step graph; [`table`], [`human`], [`style`], [`progress`] and
 //!   [`output`] shape what is printed.
@@ -13,6 +14,7 @@
 
 pub mod args;
 pub mod cluster;
+pub mod completion;
 pub mod control;
 pub mod create;
 pub mod dedupe;
@@ -34,30 +36,18 @@ pub mod watch;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
-
 use args::{Cli, Command};
 use cluster::Cluster;
 use error::CliError;
 
-/// Name of the executable, which shell completion scripts complete.
-const BIN_NAME: &str = "kubectl-dag";
-
 /// Entry point of the `kubectl-dag` binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Command::Completion { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), BIN_NAME, &mut std::io::stdout());
-        return ExitCode::SUCCESS;
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            output::error(&format!("cannot start the async runtime: {e}"));
-            return ExitCode::FAILURE;
-        }
+    let cli = Cli::parse_args();
+    let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(execute(cli)),
+        Err(e) => Err(CliError::Invalid(format!("cannot start the async runtime: {e}"))),
     };
-    match runtime.block_on(execute(cli)) {
+    match result {
         Ok(code) => code,
         Err(e) if e.is_closed_pipe() => ExitCode::SUCCESS,
         Err(e) => {
@@ -68,7 +58,8 @@ pub fn main() -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
-    let cluster = Cluster::connect(cli.target.context.as_deref(), cli.target.namespace.as_deref()).await?;
+    // Every command but `completion` talks to the cluster.
+    let connect = || Cluster::connect(cli.target.context.as_deref(), cli.target.namespace.as_deref());
     match cli.command {
         Command::Run(args) => {
             let request = run::RunRequest {
@@ -78,7 +69,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
                 wait: args.wait,
                 follow: args.follow,
             };
-            run::run(&cluster, request).await
+            run::run(&connect().await?, request).await
         }
         Command::Submit(args) => {
             let request = submit::SubmitRequest {
@@ -87,7 +78,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
                 parallel: usize::from(args.parallel),
                 dry_run: args.dry_run,
             };
-            submit::submit(&cluster, request).await
+            submit::submit(&connect().await?, request).await
         }
         Command::List(args) => {
             let filter = list::Filter {
@@ -95,15 +86,18 @@ async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
                 phases: args.phase,
                 params: params::collect(&args.params)?,
             };
-            list::list(&cluster, &filter, args.output, args.wide).await
+            list::list(&connect().await?, &filter, args.output, args.wide).await
         }
-        Command::Get(args) => get::get(&cluster, &args.run, args.output).await,
+        Command::Get(args) => get::get(&connect().await?, &args.run, args.output).await,
         Command::Logs(args) if args.follow => {
-            logs::follow_until_finished(&cluster, &args.run, args.step.as_deref()).await
+            logs::follow_until_finished(&connect().await?, &args.run, args.step.as_deref()).await
         }
-        Command::Logs(args) => logs::print(&cluster, &args.run, args.step.as_deref()).await,
-        Command::Cancel(args) => control::cancel(&cluster, &args.run).await,
-        Command::Retry(args) => control::retry(&cluster, &args.run).await,
-        Command::Completion { .. } => unreachable!("handled before connecting"),
+        Command::Logs(args) => logs::print(&connect().await?, &args.run, args.step.as_deref()).await,
+        Command::Cancel(args) => control::cancel(&connect().await?, &args.run).await,
+        Command::Retry(args) => control::retry(&connect().await?, &args.run).await,
+        Command::Completion { shell } => {
+            output::emit(&completion::script(shell))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -14,7 +14,6 @@ use super::cluster::Cluster;
 use super::create;
 use super::error::CliError;
 use super::get;
-use super::human;
 use super::logs;
 use super::output::emit;
 use super::progress::{Mode, Progress};
@@ -114,21 +113,14 @@ async fn wait(cluster: &Cluster, run: &DagRun, follow: bool) -> Result<DagRun, C
     }
 }
 
-/// `img-x7k2p: Running, 1/3 steps done, 12s`.
+/// `img-x7k2p: Running, 1/3 steps done`; it changes only when the run does, so a line per change
+/// (off a terminal) has no repeats.
 fn progress_line(run: &DagRun, style: Style) -> String {
     let status = run.status.clone().unwrap_or_default();
     let phase = status.phase.as_str();
     let mut line = format!("{}: {}", run.name_any(), style.paint(phase_color(phase), phase));
     if let Some(progress) = status.progress {
         line.push_str(&format!(", {progress} steps done"));
-    }
-    if status.started_at.is_some() {
-        let elapsed = human::elapsed(
-            status.started_at.as_ref(),
-            status.finished_at.as_ref(),
-            Timestamp::now(),
-        );
-        line.push_str(&format!(", {elapsed}"));
     }
     line
 }
