@@ -82,6 +82,18 @@ pub fn find_cycle(steps: &[Step], candidates: &[usize]) -> Vec<String> {
 pub(crate) mod tests {
     use super::*;
 
+    /// A Dag spec with a default image and these steps.
+    pub fn spec(steps: Vec<Step>) -> crate::api::DagSpec {
+        crate::api::DagSpec {
+            defaults: crate::api::ContainerSettings {
+                image: Some("busybox".into()),
+                ..Default::default()
+            },
+            steps,
+            ..Default::default()
+        }
+    }
+
     pub fn step(name: &str, deps: &[&str]) -> Step {
         Step {
             name: name.into(),

@@ -4,22 +4,11 @@ use jiff::Timestamp;
 use proptest::prelude::*;
 
 use super::*;
-use crate::api::{ContainerSettings, RetryPolicy};
-use crate::engine::graph::tests::step;
+use crate::api::RetryPolicy;
+use crate::engine::graph::tests::{spec, step};
 
 fn t(secs: i64) -> Time {
     Time(Timestamp::from_second(1_700_000_000 + secs).unwrap())
-}
-
-fn spec(steps: Vec<Step>) -> DagSpec {
-    DagSpec {
-        defaults: ContainerSettings {
-            image: Some("busybox".into()),
-            ..Default::default()
-        },
-        steps,
-        ..Default::default()
-    }
 }
 
 fn plan_with(spec: &DagSpec, recorded: &[StepStatus], jobs: &HashMap<String, JobState>, now: i64) -> Plan {

@@ -177,20 +177,11 @@ pub fn check_label_value(value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ContainerSettings, ParamDecl};
+    use crate::api::ParamDecl;
     use crate::engine::graph::tests::step;
     use k8s_openapi::api::core::v1::EnvVar;
 
-    fn dag(steps: Vec<Step>) -> DagSpec {
-        DagSpec {
-            defaults: ContainerSettings {
-                image: Some("busybox".into()),
-                ..Default::default()
-            },
-            steps,
-            ..Default::default()
-        }
-    }
+    use crate::engine::graph::tests::spec as dag;
 
     fn messages(spec: &DagSpec) -> String {
         validate_dag(spec).unwrap_err().to_string()

@@ -232,11 +232,7 @@ impl TestEnv {
             + serde::Serialize
             + std::fmt::Debug,
     {
-        let object: K = serde_yaml::from_str(yaml).expect("valid test YAML");
-        self.api::<K>()
-            .create(&PostParams::default(), &object)
-            .await
-            .expect("create test object")
+        self.try_create(yaml).await.expect("create test object")
     }
 
     pub async fn try_create<K>(&self, yaml: &str) -> Result<K, kube::Error>
