@@ -23,7 +23,7 @@ use kubedag::api::{Dag, DagRun, RunPhase};
 pub const STEP_IMAGE: &str = "kubedag.local/busybox:1";
 
 /// Upper bound for any single wait; a safety net against hangs, not a speed assertion.
-pub const WAIT: Duration = Duration::from_secs(180);
+pub const WAIT: Duration = Duration::from_secs(300);
 
 /// A DagRun manifest named `name` of Dag `dag` with string params.
 pub fn run_yaml(name: &str, dag: &str, params: &[(&str, &str)]) -> String {
