@@ -73,6 +73,10 @@ struct Config {
     baseline_jobs: usize,
     webhook_samples: usize,
     operator_args: Vec<String>,
+    /// Delete each workload's namespace (and wait) before the next one starts.
+    isolate: bool,
+    /// How long the final cleanup waits for the namespaces to disappear.
+    cleanup_wait: Duration,
 }
 
 fn env_or<T: FromStr>(name: &str, default: T) -> T {
@@ -119,8 +123,10 @@ impl Config {
             runs_a: env_or("BENCH_RUNS_A", scaled(1000.0, 1)),
             width_b: env_or("BENCH_STEPS_B", scaled(500.0, 3)),
             runs_c: env_or("BENCH_RUNS_C", scaled(10000.0, 1)),
-            baseline_jobs: env_or("BENCH_BASELINE_JOBS", scaled(2000.0, 50)),
+            baseline_jobs: env_or("BENCH_BASELINE_JOBS", scaled(1000.0, 50)),
             webhook_samples: env_or("BENCH_WEBHOOK_SAMPLES", 200),
+            isolate: env_or("BENCH_ISOLATE", 0u8) == 1,
+            cleanup_wait: Duration::from_secs(env_or("BENCH_CLEANUP_WAIT", 180)),
             operator_args: std::env::var("BENCH_OPERATOR_ARGS")
                 .map(|s| s.split_whitespace().map(String::from).collect())
                 .unwrap_or_default(),
@@ -719,6 +725,7 @@ impl Operator {
             .args(&cfg.operator_args)
             .args(extra)
             .env("RUST_LOG", rust_log)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(logfile.try_clone()?))
             .stderr(Stdio::from(logfile));
@@ -859,6 +866,7 @@ impl Prom {
         for (bound, count) in buckets {
             if count >= target {
                 if bound.is_infinite() {
+                    // Beyond the largest finite bucket: reported as that bound, marked "≥" in the table.
                     return Some(prev_bound);
                 }
                 let width = count - prev_count;
@@ -881,7 +889,8 @@ impl Prom {
 fn request_profile(log_path: &Path) -> BTreeMap<String, u64> {
     let text = std::fs::read_to_string(log_path).unwrap_or_default();
     let mut counts = BTreeMap::new();
-    for line in text.lines().filter(|l| l.contains("requesting")) {
+    for raw in text.lines().filter(|l| l.contains("requesting")) {
+        let line = strip_ansi(raw);
         let field = |key: &str| {
             line.split(key)
                 .nth(1)
@@ -896,6 +905,24 @@ fn request_profile(log_path: &Path) -> BTreeMap<String, u64> {
             .or_insert(1u64);
     }
     counts
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `https://host/apis/batch/v1/namespaces/NS/jobs/NAME/status?x` -> `/apis/batch/v1/jobs/{name}/status`.
@@ -1044,6 +1071,9 @@ struct WorkloadResult {
     /// Same over the central 90% of launches.
     launch_jobs_per_s_p5_p95: f64,
     launch_ratio: f64,
+    /// Launch throughput over the plain client's Job pipeline rate (create -> pod -> Complete):
+    /// the bound for steps that wait for other steps.
+    launch_ratio_pipeline: f64,
     /// Jobs that reached Complete per second (from the first Job created to the last Complete).
     completion_jobs_per_s: f64,
     /// Dependency satisfied (last dependency's Job seen Complete) -> next Job seen created.
@@ -1079,7 +1109,7 @@ struct WebhookResult {
     namespace: String,
     existing_runs: usize,
     samples: usize,
-    /// `create` with dryRun=All of a new DagRun, no webhook registered.
+    /// `create` with dryRun=All of a new DagRun in a namespace the webhook does not cover.
     without_webhook_ms: Dist,
     /// The same with the operator's validating webhook registered (failurePolicy Fail).
     with_webhook_ms: Dist,
@@ -1333,6 +1363,7 @@ async fn create_runs(client: &Client, cfg: &Config, ns: &str, dag: &str, prefix:
 
 struct Baseline {
     rate: f64,
+    pipeline: f64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1424,19 +1455,33 @@ async fn workload(
         jobs.iter().map(|j| ((j.run.clone(), j.step.clone()), j)).collect();
     let deps: HashMap<&str, &Vec<String>> = shape.steps.iter().map(|(n, d)| (n.as_str(), d)).collect();
     let mut transitions = Vec::new();
-    for job in &jobs {
-        let Some(depends) = deps.get(job.step.as_str()).filter(|d| !d.is_empty()) else {
-            continue;
-        };
-        let ready = depends
-            .iter()
-            .map(|d| by_step.get(&(job.run.clone(), d.clone())).and_then(|j| j.complete))
-            .collect::<Option<Vec<f64>>>();
-        if let Some(ready) = ready {
-            let ready_at = ready.into_iter().fold(f64::MIN, f64::max);
+    let mut csv = String::from("run,step,created_s,complete_s,ready_s,transition_ms\n");
+    let mut sorted_jobs: Vec<&JobRec> = jobs.iter().collect();
+    sorted_jobs.sort_by(|a, b| a.added.partial_cmp(&b.added).unwrap());
+    for job in sorted_jobs {
+        let depends = deps.get(job.step.as_str()).filter(|d| !d.is_empty());
+        let ready = depends.and_then(|depends| {
+            depends
+                .iter()
+                .map(|d| by_step.get(&(job.run.clone(), d.clone())).and_then(|j| j.complete))
+                .collect::<Option<Vec<f64>>>()
+        });
+        let ready_at = ready.map(|r| r.into_iter().fold(f64::MIN, f64::max));
+        if let Some(ready_at) = ready_at {
             transitions.push((job.added - ready_at).max(0.0));
         }
+        let opt = |x: Option<f64>| x.map_or(String::new(), |v| format!("{:.3}", v - t0));
+        csv.push_str(&format!(
+            "{},{},{:.3},{},{},{}\n",
+            job.run,
+            job.step,
+            job.added - t0,
+            opt(job.complete),
+            opt(ready_at),
+            ready_at.map_or(String::new(), |r| format!("{:.1}", (job.added - r) * 1000.0))
+        ));
     }
+    let _ = std::fs::write(cfg.out_dir.join(format!("jobs-{key}.csv")), csv);
     let mut added: Vec<f64> = jobs.iter().map(|j| j.added).collect();
     let (launch_rate, launch_rate_window) = rates(&mut added);
     let first_added = added.first().copied().unwrap_or(t0);
@@ -1470,6 +1515,10 @@ async fn workload(
             .as_ref()
             .filter(|b| b.rate > 0.0)
             .map_or(0.0, |b| (launch_rate / b.rate * 1000.0).round() / 1000.0),
+        launch_ratio_pipeline: baseline
+            .as_ref()
+            .filter(|b| b.pipeline > 0.0)
+            .map_or(0.0, |b| (launch_rate / b.pipeline * 1000.0).round() / 1000.0),
         completion_jobs_per_s: round2(jobs.len() as f64 / (last_complete - first_added).max(1e-9)),
         transition_ms: ms_dist(transitions),
         operator_histogram_p50_ms: prom
@@ -1518,7 +1567,7 @@ async fn workload(
         result.writes_per_step,
         t_end - t0
     ));
-    if !keep_namespace {
+    if cfg.isolate && !keep_namespace {
         delete_namespaces(client, &[ns], Duration::from_secs(300)).await;
     }
     Ok(result)
@@ -1556,27 +1605,24 @@ async fn object_sizes(client: &Client, ns: &str) -> (Dist, Dist) {
 // ---------------------------------------------------------------------------------------------
 // Webhook admission latency
 
-async fn dry_run_latencies(client: &Client, ns: &str, dag: &str, tag: &str, n: usize) -> Vec<f64> {
-    let api = dagruns(client, ns);
+/// One timed `create` with dryRun=All of a new DagRun (it passes admission, webhooks included,
+/// and is not stored). None if it failed.
+async fn dry_run_create(api: &Api<DynamicObject>, name: &str, dag: &str) -> Option<f64> {
     let params = PostParams {
         dry_run: true,
         field_manager: None,
     };
-    let mut out = Vec::with_capacity(n);
-    for i in 0..(n + 10) {
-        let Ok(object) = run_object(&format!("dry-{tag}-{i:05}"), dag, &format!("dry-{tag}-{i}.fits")) else {
-            continue;
-        };
-        let start = Instant::now();
-        let result = api.create(&params, &object).await;
-        let elapsed = start.elapsed().as_secs_f64();
-        match result {
-            Ok(_) if i >= 10 => out.push(elapsed), // the first 10 warm up connections
-            Ok(_) => {}
-            Err(err) => log(format!("webhook: dry-run create failed: {err}")),
+    let object = run_object(name, dag, &format!("{name}.fits")).ok()?;
+    let start = Instant::now();
+    let result = api.create(&params, &object).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    match result {
+        Ok(_) => Some(elapsed),
+        Err(err) => {
+            log(format!("webhook: dry-run create {name} failed: {err}"));
+            None
         }
     }
-    out
 }
 
 /// Whether the webhook answers: a dry-run create naming a missing Dag is refused by it (the CRD
@@ -1592,22 +1638,30 @@ async fn webhook_live(client: &Client, ns: &str) -> bool {
     matches!(dagruns(client, ns).create(&params, &object).await, Err(kube::Error::Api(e)) if e.message.contains("not found"))
 }
 
-async fn webhook_workload(
-    client: &Client,
-    cfg: &Config,
-    sim: &Sim,
-    ns: &str,
-    dag: &str,
-    existing: usize,
-) -> Res<WebhookResult> {
-    let _ = sim;
+/// Waits until the operator has gone through its initial reconciles (the counter stops moving).
+async fn wait_operator_idle(operator: &Operator) {
+    let mut last = -1.0;
+    let deadline = now() + 60.0;
+    while now() < deadline {
+        let reconciles = operator.metrics().await.sum("kubedag_reconciles_total");
+        if reconciles == last {
+            return;
+        }
+        last = reconciles;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Webhook admission latency: dry-run creates of new DagRuns in `ns` (the operator's namespace,
+/// where the webhook is registered, with `existing` runs in its cache), each paired with the same
+/// request in a control namespace that the webhook's namespaceSelector leaves out. The pairs are
+/// interleaved, so both see the same control plane at the same moment.
+async fn webhook_workload(client: &Client, cfg: &Config, ns: &str, dag: &str, existing: usize) -> Res<WebhookResult> {
     let n = cfg.webhook_samples;
     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let _ = configs.delete(WEBHOOK_CONFIG, &DeleteParams::default()).await;
-    log(format!(
-        "webhook: {n} dry-run creates without the webhook ({existing} runs exist in {ns})"
-    ));
-    let without = dry_run_latencies(client, ns, dag, "plain", n).await;
+    let control = cfg.namespace("d-control");
+    create_namespace(client, cfg, &control).await?;
     let port = free_port();
     let extra: Vec<String> = [
         "--webhook-addr",
@@ -1628,20 +1682,41 @@ async fn webhook_workload(
         let deadline = now() + 60.0;
         while !webhook_live(client, ns).await {
             if now() > deadline {
-                return Err(BoxError::from(
-                    "the webhook did not start refusing invalid runs within 60 s",
-                ));
+                return Err(BoxError::from("the webhook did not start refusing invalid runs within 60 s"));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        log(format!("webhook: {n} dry-run creates through the webhook"));
-        let with = dry_run_latencies(client, ns, dag, "webhook", n).await;
-        Ok(with)
+        if webhook_live(client, &control).await {
+            return Err(BoxError::from("the webhook also answers in the control namespace"));
+        }
+        wait_operator_idle(&operator).await;
+        log(format!(
+            "webhook: {n} dry-run creates through the webhook ({existing} runs in {ns}), interleaved with {n} in {control} (no webhook)"
+        ));
+        let (with_api, without_api) = (dagruns(client, ns), dagruns(client, &control));
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for i in 0..(n + 10) {
+            let name = format!("dry-{i:05}");
+            let (a, b) = if i % 2 == 0 {
+                let a = dry_run_create(&with_api, &name, dag).await;
+                (a, dry_run_create(&without_api, &name, dag).await)
+            } else {
+                let b = dry_run_create(&without_api, &name, dag).await;
+                (dry_run_create(&with_api, &name, dag).await, b)
+            };
+            if i >= 10 {
+                // The first 10 pairs warm up connections.
+                with.extend(a);
+                without.extend(b);
+            }
+        }
+        Ok((with, without))
     }
     .await;
     let proc = operator.stop().await;
     let _ = configs.delete(WEBHOOK_CONFIG, &DeleteParams::default()).await;
-    let with = result?;
+    delete_namespaces(client, &[control], Duration::from_secs(60)).await;
+    let (with, without) = result?;
     let (without, with) = (ms_dist(without), ms_dist(with));
     let result = WebhookResult {
         namespace: ns.into(),
@@ -1734,10 +1809,14 @@ fn markdown(
             }
         });
         row("same, operator histogram p50 / p99 (ms)", &|w| {
+            let show = |x: Option<f64>| match x {
+                Some(v) if v >= 10_000.0 => "≥ 10000".to_string(),
+                other => fmt_opt(other, 0),
+            };
             format!(
                 "{} / {}",
-                fmt_opt(w.operator_histogram_p50_ms, 0),
-                fmt_opt(w.operator_histogram_p99_ms, 0)
+                show(w.operator_histogram_p50_ms),
+                show(w.operator_histogram_p99_ms)
             )
         });
         row("run created → finished, p50 / p99 (s)", &|w| {
@@ -1813,6 +1892,7 @@ fn markdown(
 async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>) -> Res<()> {
     std::fs::create_dir_all(&cfg.out_dir)?;
     let started_at = rfc3339(false);
+    let load_at_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let sim = Sim::start(&client, cfg).await?;
     let remember = |ns: String| namespaces.lock().unwrap().push(ns);
 
@@ -1820,10 +1900,13 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
     if cfg.wants("baseline") {
         remember(cfg.namespace("baseline"));
         base = Some(baseline(&client, cfg).await?);
-        delete_namespaces(&client, &[cfg.namespace("baseline")], Duration::from_secs(300)).await;
+        if cfg.isolate {
+            delete_namespaces(&client, &[cfg.namespace("baseline")], Duration::from_secs(300)).await;
+        }
     }
     let rate = base.as_ref().map(|b| Baseline {
         rate: b.create_and_status_jobs_per_s,
+        pipeline: b.completion_jobs_per_s,
     });
     let mut results = Vec::new();
     let mut hook = None;
@@ -1864,8 +1947,11 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
             let _ = r;
             (cfg.namespace("d"), "single")
         };
-        hook = Some(webhook_workload(&client, cfg, &sim, &ns, dag, cfg.runs_a).await?);
-        delete_namespaces(&client, &[ns], Duration::from_secs(300)).await;
+        remember(cfg.namespace("d-control"));
+        hook = Some(webhook_workload(&client, cfg, &ns, dag, cfg.runs_a).await?);
+        if cfg.isolate {
+            delete_namespaces(&client, &[ns], Duration::from_secs(300)).await;
+        }
     }
     if cfg.wants("b") {
         remember(cfg.namespace("b"));
@@ -1965,6 +2051,7 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
     obj.insert(
         "host".into(),
         json!({"nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+               "load_average_at_start": load_at_start.trim(),
                "load_average_at_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()}),
     );
     obj.insert(
@@ -1991,10 +2078,11 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
     )?;
     std::fs::write(cfg.out_dir.join("latest.md"), &md)?;
 
-    // Leftovers (a namespace kept after a failure) go before the node, so the completer can still
-    // finish deleting any pod bound to it.
+    // The namespaces go before the node, so the completer can still finish deleting pods bound to
+    // it; what is still terminating after the wait is left to the namespace controller (the pod
+    // garbage collector force-deletes pods whose node is gone).
     let left: Vec<String> = namespaces.lock().unwrap().clone();
-    delete_namespaces(&client, &left, Duration::from_secs(300)).await;
+    delete_namespaces(&client, &left, cfg.cleanup_wait).await;
     sim.stop(&client, &cfg.node).await;
     println!("{md}");
     Ok(())
@@ -2006,11 +2094,27 @@ async fn main() {
     if std::env::args().any(|a| a == "--help" || a == "-h") {
         println!(
             "kubedag-bench [--operator-bin PATH] [--out-dir DIR]\n\
+             kubedag-bench profile-log OPERATOR.LOG...   (count the requests of a kube_client=debug log)\n\
              Benchmarks the kubedag operator against the cluster in KUBECONFIG (see bench/README.md).\n\
              Environment: BENCH_SCALE, BENCH_WORKLOADS (baseline,a,d,b,c), BENCH_CONCURRENCY, BENCH_CREATE_CONCURRENCY,\n\
              BENCH_POD_SECONDS, BENCH_PROFILE=1, BENCH_RUNS_A, BENCH_STEPS_B, BENCH_RUNS_C, BENCH_BASELINE_JOBS,\n\
              BENCH_WEBHOOK_SAMPLES, BENCH_WORKLOAD_TIMEOUT, BENCH_OPERATOR_ARGS, BENCH_NODE"
         );
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("profile-log") {
+        // Counts the requests in an operator log written with RUST_LOG=kube_client=debug.
+        let mut out = std::io::stdout().lock();
+        for path in &args[2..] {
+            let counts = request_profile(Path::new(path));
+            let _ = writeln!(out, "{path}: {} requests", counts.values().sum::<u64>());
+            let mut sorted: Vec<_> = counts.into_iter().collect();
+            sorted.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+            for (request, n) in sorted {
+                let _ = writeln!(out, "{n:>8}  {request}");
+            }
+        }
         return;
     }
     let _ = rustls_provider();

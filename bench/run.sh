@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make bench`: build the operator and the benchmark driver (release), bring up the local cluster
+# if KUBECONFIG is unset (and take it down at the end), install the CRDs, then run
+# `kubedag-bench`, which runs the simulated node, the plain-client baseline and the workloads in
+# their own namespaces and writes bench/results/latest.{json,md}. See bench/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+E2E_DIR=${E2E_DIR:-/var/lib/kubedag-e2e}
+export PATH="$E2E_DIR/bin:$HOME/.cargo/bin:$PATH"
+target=${CARGO_TARGET_DIR:-target}
+
+echo "== build (release): kubedag, kubedag-bench"
+cargo build --locked --release --bin kubedag --bin kubedag-bench
+
+started_cluster=false
+if [[ -z "${KUBECONFIG:-}" ]]; then
+  echo "== local cluster"
+  exports=$(e2e/cluster-up.sh | tail -n 2)
+  eval "$exports"
+  started_cluster=true
+fi
+cleanup() {
+  if $started_cluster; then
+    echo "== local cluster down"
+    e2e/cluster-down.sh || true
+  fi
+}
+trap cleanup EXIT
+
+echo "== CRDs"
+"$target/release/kubedag" crds | kubectl apply --server-side --force-conflicts --field-manager kubedag-bench -f -
+kubectl wait --for condition=established --timeout=60s crd/dags.kubedag.io crd/dagruns.kubedag.io
+
+echo "== benchmark (scale ${BENCH_SCALE:-1}; workloads ${BENCH_WORKLOADS:-baseline,a,d,b,c})"
+mkdir -p bench/results
+export BENCH_COMMAND="${BENCH_COMMAND:-make bench${BENCH_SCALE:+ BENCH_SCALE=$BENCH_SCALE}}"
+"$target/release/kubedag-bench" --operator-bin "$target/release/kubedag" --out-dir bench/results \
+  2> >(tee bench/results/latest.log >&2)
