@@ -12,20 +12,9 @@ target=${CARGO_TARGET_DIR:-target}
 echo "== build (release): kubedag, kubedag-bench"
 cargo build --locked --release --bin kubedag --bin kubedag-bench
 
-started_cluster=false
-if [[ -z "${KUBECONFIG:-}" ]]; then
-  echo "== local cluster"
-  exports=$(e2e/cluster-up.sh | tail -n 2)
-  eval "$exports"
-  started_cluster=true
-fi
-cleanup() {
-  if $started_cluster; then
-    echo "== local cluster down"
-    e2e/cluster-down.sh || true
-  fi
-}
-trap cleanup EXIT
+# shellcheck source=scripts/cluster-session.sh
+. scripts/cluster-session.sh
+ensure_cluster
 
 echo "== CRDs"
 "$target/release/kubedag" crds | kubectl apply --server-side --force-conflicts --field-manager kubedag-bench -f -

@@ -2,25 +2,14 @@
 # `make demo`: the main job. With no KUBECONFIG, brings up the local cluster; installs kubedag with
 # Helm (an in-cluster operator); applies manifests/examples/ (a diamond, a retrying Dag, and 20
 # concurrent astronomy runs) plus one duplicate run that the webhook refuses; waits; prints a summary.
-# Takes the local cluster down at the end if it started it (KUBEDAG_DEMO_KEEP=1 keeps it).
+# Takes the local cluster down at the end if it started it (KUBEDAG_KEEP_CLUSTER=1 keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$SECONDS
 ns=${KUBEDAG_DEMO_NAMESPACE:-kubedag-demo}
-started_cluster=false
-if [[ -z "${KUBECONFIG:-}" ]]; then
-  echo "== starting the local cluster (make cluster-up)"
-  eval "$(e2e/cluster-up.sh | tail -n 2)"
-  started_cluster=true
-fi
-export PATH=/var/lib/kubedag-e2e/bin:$PATH
-cleanup() {
-  if $started_cluster && [[ -z "${KUBEDAG_DEMO_KEEP:-}" ]]; then
-    echo "== taking the local cluster down (KUBEDAG_DEMO_KEEP=1 keeps it)"
-    e2e/cluster-down.sh --quiet || true
-  fi
-}
-trap cleanup EXIT
+# shellcheck source=scripts/cluster-session.sh
+. scripts/cluster-session.sh
+ensure_cluster
 
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 echo "== installing kubedag with Helm (make install), watching namespace $ns"
@@ -28,7 +17,6 @@ HELM_ARGS="--set watchNamespace=$ns ${HELM_ARGS:-}" scripts/install.sh
 
 echo "== applying manifests/examples/ in namespace $ns"
 kubectl apply -n "$ns" -f manifests/examples/00-dags.yaml
-# Give the webhook's cache a moment to see the Dags before the runs arrive (a miss falls back to a GET anyway).
 kubectl apply -n "$ns" -f manifests/examples/10-runs.yaml -f manifests/examples/20-astronomy-batch.yaml
 
 echo "== submitting a duplicate of m31-0001 (same Dag, same params): the webhook refuses it"

@@ -10,20 +10,9 @@ cargo build --locked --all-targets
 echo "== unit, property and CRD drift tests"
 cargo test --locked
 
-started_cluster=false
-if [[ -z "${KUBECONFIG:-}" ]]; then
-  echo "== local cluster"
-  exports=$(e2e/cluster-up.sh | tail -n 2)
-  eval "$exports"
-  started_cluster=true
-fi
-cleanup() {
-  if $started_cluster; then
-    echo "== local cluster down"
-    e2e/cluster-down.sh || true
-  fi
-}
-trap cleanup EXIT
+# shellcheck source=scripts/cluster-session.sh
+. scripts/cluster-session.sh
+ensure_cluster
 
 echo "== cluster smoke test"
 e2e/smoke-test.sh
