@@ -101,6 +101,7 @@ impl Config {
         let scaled = |n: f64, min: usize| ((n * scale).round() as usize).max(min);
         let workloads: String = env_or("BENCH_WORKLOADS", "baseline,a,d,b,c".to_string());
         let run_id = format!("{:x}", std::process::id() as u64 * 7919 % 0xfffff);
+        let node = format!("kubedag-bench-{run_id}");
         Config {
             scale,
             workloads: workloads
@@ -117,7 +118,7 @@ impl Config {
                 .into(),
             out_dir: flag("--out-dir").unwrap_or_else(|| "bench/results".into()).into(),
             profile: env_or("BENCH_PROFILE", 0u8) == 1,
-            node: env_or("BENCH_NODE", "kubedag-bench-node".to_string()),
+            node: env_or("BENCH_NODE", node),
             workload_timeout: Duration::from_secs(env_or("BENCH_WORKLOAD_TIMEOUT", 900)),
             run_id,
             runs_a: env_or("BENCH_RUNS_A", scaled(1000.0, 1)),
@@ -310,11 +311,36 @@ fn node_status() -> Value {
     }})
 }
 
+/// Creates (or re-applies) the simulated Node object.
+async fn apply_node(client: &Client, node: &str) -> Res<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let object = json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node, "labels": {
+            "kubernetes.io/hostname": node, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+            SIM_LABEL: "true"}},
+        "spec": {"taints": [{"key": SIM_LABEL, "value": "true", "effect": "NoSchedule"}]},
+    });
+    nodes
+        .patch(node, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
+        .await?;
+    Ok(())
+}
+
 async fn heartbeat(client: &Client, node: &str) -> Res<()> {
     let nodes: Api<Node> = Api::all(client.clone());
-    nodes
-        .patch_status(node, &PatchParams::default(), &Patch::Merge(node_status()))
-        .await?;
+    let status = Patch::Merge(node_status());
+    match nodes.patch_status(node, &PatchParams::default(), &status).await {
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            // Someone deleted it: bring it back, or its pods would never complete.
+            log(format!("simulated node {node} was deleted; re-creating it"));
+            apply_node(client, node).await?;
+            nodes.patch_status(node, &PatchParams::default(), &status).await?;
+        }
+        other => {
+            other?;
+        }
+    }
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let lease = json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -330,17 +356,7 @@ async fn heartbeat(client: &Client, node: &str) -> Res<()> {
 impl Sim {
     async fn start(client: &Client, cfg: &Config) -> Res<Sim> {
         let node = cfg.node.clone();
-        let nodes: Api<Node> = Api::all(client.clone());
-        let object = json!({
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": node, "labels": {
-                "kubernetes.io/hostname": node, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                SIM_LABEL: "true"}},
-            "spec": {"taints": [{"key": SIM_LABEL, "value": "true", "effect": "NoSchedule"}]},
-        });
-        nodes
-            .patch(&node, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
-            .await?;
+        apply_node(client, &node).await?;
         heartbeat(client, &node).await?;
         log(format!(
             "simulated node {node} is Ready (taint {SIM_LABEL}=true:NoSchedule)"
