@@ -447,6 +447,7 @@ start kube-controller-manager "$S/kube-controller-manager" \
   --allocate-node-cidrs=false \
   --leader-elect=false \
   --kube-api-qps=200 --kube-api-burst=400 \
+  --concurrent-job-syncs=50 \
   --flex-volume-plugin-dir="$E2E_DIR/kubelet-plugins" \
   --profiling=false
 start kube-scheduler "$S/kube-scheduler" \

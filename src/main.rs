@@ -9,7 +9,7 @@ use kubedag::admission::server::{CertSource, WebhookOptions, install_crypto_prov
 use std::sync::Arc;
 
 use kubedag::controller::server::{self, Health};
-use kubedag::controller::{self, Caps, OperatorConfig, leader};
+use kubedag::controller::{self, Caps, EventLevel, OperatorConfig, leader};
 
 #[derive(Parser)]
 #[command(
@@ -39,7 +39,7 @@ struct OperatorArgs {
     #[arg(long, env = "KUBEDAG_NAMESPACE")]
     namespace: Option<String>,
     /// Parallel reconciles.
-    #[arg(long, env = "KUBEDAG_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "KUBEDAG_CONCURRENCY", default_value_t = controller::DEFAULT_CONCURRENCY)]
     concurrency: u16,
     /// Seconds a Running step's Job may be missing before it is recreated (it was deleted by hand).
     #[arg(long, default_value_t = 10)]
@@ -53,6 +53,10 @@ struct OperatorArgs {
     /// Keep at most this many finished runs per Dag (0 = keep all); the oldest are deleted with their Jobs.
     #[arg(long, env = "KUBEDAG_HISTORY_LIMIT", default_value_t = 0)]
     history_limit: usize,
+    /// Kubernetes Events to publish on DagRuns: failures (warnings only), runs (also run start and
+    /// success) or all (also every step start and end).
+    #[arg(long, env = "KUBEDAG_EVENTS", value_enum, default_value_t = EventLevel::Failures)]
+    events: EventLevel,
     /// Log format.
     #[arg(long, env = "KUBEDAG_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -177,6 +181,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     max_running_jobs: args.max_running_jobs,
                 },
                 history_limit: args.history_limit,
+                events: args.events,
             };
             let instance = args.instance.clone().unwrap_or_else(hostname);
             let health = Arc::new(Health::default());

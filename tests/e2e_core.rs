@@ -158,6 +158,30 @@ spec:
     let good = env.wait_finished("good").await.status.unwrap();
     assert_eq!(good.phase, RunPhase::Succeeded);
     assert_eq!(env.jobs_of("good").await.len(), 4);
+
+    // Events at the default level (--events=failures): warnings naming the step, nothing else.
+    let warnings = env
+        .eventually("the bad run's warning events", || async {
+            let events = env.events_of("bad").await;
+            let has = |reason: &str| events.iter().any(|(_, r, _)| r == reason);
+            (has("StepFailed") && has("Failed")).then_some(events)
+        })
+        .await;
+    let step_failed = warnings.iter().find(|(_, r, _)| r == "StepFailed").unwrap();
+    assert_eq!(step_failed.0, "Warning");
+    assert!(
+        step_failed.2.contains("\"middle\"") && step_failed.2.contains("exit code 3"),
+        "{step_failed:?}"
+    );
+    assert!(
+        warnings.iter().all(|(t, _, _)| t == "Warning"),
+        "no Normal events by default: {warnings:?}"
+    );
+    assert_eq!(
+        env.events_of("good").await,
+        Vec::new(),
+        "a succeeded run writes no events"
+    );
 }
 
 #[tokio::test]

@@ -2,8 +2,11 @@
 //! (`-n`, else the context's), and reads that name the missing object.
 
 use k8s_openapi::NamespaceResourceScope;
+use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
+
+use crate::api::DagRun;
 use serde::de::DeserializeOwned;
 
 use super::error::CliError;
@@ -39,6 +42,19 @@ impl Cluster {
         K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
     {
         Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Every DagRun in the namespace.
+    pub async fn list_runs(&self) -> Result<Vec<DagRun>, CliError> {
+        let list = self
+            .api::<DagRun>()
+            .list(&ListParams::default())
+            .await
+            .map_err(CliError::kube(format!(
+                "cannot list DagRuns in namespace {:?}",
+                self.namespace
+            )))?;
+        Ok(list.items)
     }
 
     /// Reads one object; a missing one is reported as `<kind> "<name>" not found in namespace "<ns>"`.

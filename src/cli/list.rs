@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::ListParams;
 
 use crate::api::{DagRun, RunPhase};
 use crate::engine::params::Params;
@@ -38,15 +37,7 @@ pub async fn list(
     format: Option<Format>,
     wide: bool,
 ) -> Result<ExitCode, CliError> {
-    let runs = cluster
-        .api::<DagRun>()
-        .list(&ListParams::default())
-        .await
-        .map_err(CliError::kube(format!(
-            "cannot list DagRuns in namespace {:?}",
-            cluster.namespace
-        )))?
-        .items;
+    let runs = cluster.list_runs().await?;
     let selected = select(&runs, filter);
     if let Some(format) = format {
         output::emit(&output::runs_document(format, &selected)?)?;

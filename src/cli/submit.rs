@@ -11,9 +11,8 @@ use std::process::ExitCode;
 
 use futures::StreamExt;
 use kube::ResourceExt;
-use kube::api::ListParams;
 
-use crate::api::{Dag, DagRun};
+use crate::api::Dag;
 
 use super::cluster::Cluster;
 use super::create;
@@ -81,15 +80,7 @@ pub async fn submit(cluster: &Cluster, request: SubmitRequest<'_>) -> Result<Exi
         )));
     }
     let dag: Dag = cluster.get("Dag", request.dag).await?;
-    let existing = cluster
-        .api::<DagRun>()
-        .list(&ListParams::default())
-        .await
-        .map_err(CliError::kube(format!(
-            "cannot list DagRuns in namespace {:?}",
-            cluster.namespace
-        )))?
-        .items;
+    let existing = cluster.list_runs().await?;
     let planned = dedupe::plan(&dag, &existing, lines);
     let total = planned.len();
     let style = Style::stdout();

@@ -8,8 +8,15 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{Dag, DagRun};
 
+use super::completions::Completions;
+use super::events::EventLevel;
 use super::gate::{Caps, Gate};
 use super::metrics::Metrics;
+use super::own_writes::OwnWrites;
+
+/// Parallel reconciles by default: enough that a burst of Job completions across hundreds of runs
+/// does not queue behind a few slow API calls (see bench/README.md).
+pub const DEFAULT_CONCURRENCY: u16 = 64;
 
 /// Operator-wide settings (command-line flags).
 #[derive(Clone, Debug)]
@@ -24,6 +31,8 @@ pub struct OperatorConfig {
     pub caps: Caps,
     /// Keep at most this many finished runs per Dag (0 = no limit); older ones are deleted.
     pub history_limit: usize,
+    /// Which Kubernetes Events to publish on DagRuns.
+    pub events: EventLevel,
 }
 
 impl Default for OperatorConfig {
@@ -31,9 +40,10 @@ impl Default for OperatorConfig {
         OperatorConfig {
             namespace: None,
             missing_job_grace_seconds: 10,
-            concurrency: 16,
+            concurrency: DEFAULT_CONCURRENCY,
             caps: Caps::default(),
             history_limit: 0,
+            events: EventLevel::default(),
         }
     }
 }
@@ -53,4 +63,8 @@ pub struct Context {
     /// Asks the run reconciler to look at waiting runs again (a slot freed).
     pub wake_runs: UnboundedSender<ObjectRef<DagRun>>,
     pub gate: Gate,
+    /// Versions of our own status writes the run cache has not delivered yet.
+    pub own_writes: OwnWrites,
+    /// When each step Job was first seen finished (launch-latency metric).
+    pub completions: Arc<Completions>,
 }

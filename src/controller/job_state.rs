@@ -22,11 +22,22 @@ pub fn cached_state(ctx: &Context, namespace: &str, name: &str, run_uid: &str) -
     state_of(&job)
 }
 
-/// Whether `job` exists in the cache but belongs to something other than the run.
-pub fn owned_by_other(ctx: &Context, namespace: &str, name: &str, run_uid: &str) -> bool {
-    ctx.jobs
-        .get(&ObjectRef::new(name).within(namespace))
-        .is_some_and(|job| !is_owned_by(&job, run_uid))
+/// Who owns Job `name`, as far as the cache knows.
+pub enum JobOwner {
+    /// The run: it exists, nothing to create.
+    Run,
+    /// Another object (an earlier run of the same name awaiting garbage collection).
+    Other,
+    /// Not in the cache (yet): create it, AlreadyExists settles the rest.
+    Unknown,
+}
+
+pub fn cached_owner(ctx: &Context, namespace: &str, name: &str, run_uid: &str) -> JobOwner {
+    match ctx.jobs.get(&ObjectRef::new(name).within(namespace)) {
+        Some(job) if is_owned_by(&job, run_uid) => JobOwner::Run,
+        Some(_) => JobOwner::Other,
+        None => JobOwner::Unknown,
+    }
 }
 
 fn is_owned_by(job: &Job, uid: &str) -> bool {

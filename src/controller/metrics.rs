@@ -39,6 +39,7 @@ pub struct Metrics {
     writes: Family<WriteLabel, Counter>,
     launch_latency: Histogram,
     steps_launched: Counter,
+    stale_skips: Counter,
 }
 
 impl Default for Metrics {
@@ -52,6 +53,7 @@ impl Default for Metrics {
         let buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let launch_latency = Histogram::new(buckets);
         let steps_launched = Counter::default();
+        let stale_skips = Counter::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register("reconcile_errors", "Reconciles that failed", errors.clone());
         registry.register("run_transitions", "Runs entering each phase", transitions.clone());
@@ -63,6 +65,11 @@ impl Default for Metrics {
             launch_latency.clone(),
         );
         registry.register("steps_launched", "Step Jobs created", steps_launched.clone());
+        registry.register(
+            "stale_reconciles_skipped",
+            "Reconciles skipped because the cache had not yet seen the operator's own status write",
+            stale_skips.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -72,6 +79,7 @@ impl Default for Metrics {
             writes,
             launch_latency,
             steps_launched,
+            stale_skips,
         }
     }
 }
@@ -101,6 +109,10 @@ impl Metrics {
         if let Some(seconds) = latency {
             self.launch_latency.observe(seconds);
         }
+    }
+
+    pub fn stale_skip(&self) {
+        self.stale_skips.inc();
     }
 
     /// Text exposition, with the runs-by-phase gauge computed from the current cache.

@@ -18,10 +18,11 @@
 //! 7. Status stays small: compact per-step entries, nothing grows without bound.
 
 mod claim;
+mod completions;
 mod context;
 mod dag_reconciler;
 mod error;
-mod events;
+pub mod events;
 mod finished;
 mod gate;
 mod job_builder;
@@ -29,12 +30,14 @@ mod job_state;
 pub mod leader;
 pub mod metrics;
 mod operator;
+mod own_writes;
 mod run_reconciler;
 pub mod server;
 mod start;
 mod status;
 
-pub use context::{Context, OperatorConfig};
+pub use context::{Context, DEFAULT_CONCURRENCY, OperatorConfig};
 pub use error::Error;
+pub use events::EventLevel;
 pub use gate::Caps;
 pub use operator::run;

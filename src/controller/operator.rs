@@ -14,8 +14,10 @@ use kube::{Api, Client, Resource};
 use crate::admission::{self, server::WebhookOptions, server::WebhookState};
 use crate::api::{Dag, DagRun, labels};
 
+use super::completions::Completions;
 use super::gate::Gate;
 use super::metrics::Metrics;
+use super::run_reconciler::Lane;
 use super::server::Health;
 use super::{Context, OperatorConfig, dag_reconciler, run_reconciler};
 
@@ -29,6 +31,14 @@ where
     }
 }
 
+/// Run events buffered per subscriber of the shared DagRun cache (the watch waits when it is full).
+const SHARED_RUN_EVENTS: usize = 1024;
+
+/// Reconciles starting runs in parallel: a quarter of `--concurrency`, at least one.
+fn start_concurrency(concurrency: u16) -> u16 {
+    (concurrency / 4).max(1)
+}
+
 /// Only what the planner reads of a Job is kept in the cache (name, labels, owners, status),
 /// which keeps memory flat with tens of thousands of Jobs.
 fn strip_job(job: &mut Job) {
@@ -36,6 +46,18 @@ fn strip_job(job: &mut Job) {
     job.metadata.managed_fields = None;
     job.metadata.annotations = None;
 }
+
+/// The DagRun cache drops what no reconcile reads and what can dwarf the run itself: managed
+/// fields and kubectl's copy of the applied manifest. Status writes go through the status
+/// subresource, which ignores metadata, so nothing is lost by writing back a stripped copy.
+fn strip_run(run: &mut DagRun) {
+    run.metadata.managed_fields = None;
+    if let Some(annotations) = run.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Runs the operator until SIGTERM/SIGINT.
 pub async fn run(
@@ -46,6 +68,7 @@ pub async fn run(
     webhook: Option<WebhookOptions>,
 ) {
     let jobs_synced = Arc::new(AtomicBool::new(false));
+    let completions = Arc::new(Completions::default());
     let (jobs, jobs_writer) = reflector::store::<Job>();
     let job_events = watcher(
         api::<Job>(&client, &config.namespace),
@@ -53,21 +76,43 @@ pub async fn run(
     )
     .default_backoff()
     .inspect(flag_initial_list(jobs_synced.clone()))
+    .inspect({
+        let completions = completions.clone();
+        move |event| {
+            if let Ok(event) = event {
+                completions.observe(event);
+            }
+        }
+    })
     .modify(strip_job)
     .reflect(jobs_writer)
     .touched_objects();
     let runs_synced = Arc::new(AtomicBool::new(false));
-    let (runs, runs_writer) = reflector::store::<DagRun>();
-    let run_events = watcher(api::<DagRun>(&client, &config.namespace), watcher::Config::default())
+    let (runs, runs_writer) = reflector::store_shared::<DagRun>(SHARED_RUN_EVENTS);
+    let subscribe = || runs_writer.subscribe().expect("a shared store has subscribers");
+    let (starting_events, started_events) = (subscribe(), subscribe());
+    let run_watch = watcher(api::<DagRun>(&client, &config.namespace), watcher::Config::default())
         .default_backoff()
         .inspect(flag_initial_list(runs_synced.clone()))
-        .reflect(runs_writer)
-        .applied_objects();
-    let controller_config = ControllerConfig::default().concurrency(config.concurrency);
+        .modify(strip_run)
+        .reflect_shared(runs_writer)
+        .for_each(|event| {
+            if let Err(err) = event {
+                tracing::warn!(%err, "DagRun watch");
+            }
+            futures::future::ready(())
+        });
     let (wake_runs, wake_requests) = futures::channel::mpsc::unbounded();
-    let run_controller = Controller::for_stream(run_events, runs)
-        .owns_stream(job_events)
+    // Two controllers share the DagRun cache: one starts new runs, one advances started ones, each
+    // with its own concurrency, so a burst of new runs cannot delay the next step of running ones.
+    let in_lane = |lane: Lane| move |run: &Arc<DagRun>| futures::future::ready(run_reconciler::lane(run) == lane);
+    let start_controller = Controller::for_shared_stream(starting_events.filter(in_lane(Lane::Start)), runs.clone())
         .reconcile_on(wake_requests)
+        .with_config(ControllerConfig::default().concurrency(start_concurrency(config.concurrency)))
+        .shutdown_on_signal();
+    let controller_config = ControllerConfig::default().concurrency(config.concurrency);
+    let run_controller = Controller::for_shared_stream(started_events.filter(in_lane(Lane::Advance)), runs.clone())
+        .owns_stream(job_events)
         .with_config(controller_config.clone())
         .shutdown_on_signal();
     let (dag_changed, dag_changes) = futures::channel::mpsc::unbounded();
@@ -83,12 +128,14 @@ pub async fn run(
         client: client.clone(),
         dags: dag_controller.store(),
         jobs: jobs.clone(),
-        runs: run_controller.store(),
+        runs,
         recorder: Recorder::new(client, reporter),
         metrics: Arc::new(Metrics::default()),
         dag_changed,
         wake_runs,
         gate: Gate::new(config.caps),
+        own_writes: Default::default(),
+        completions,
         config,
     });
 
@@ -107,14 +154,28 @@ pub async fn run(
         });
     }
 
-    let runs = run_controller
-        .run(run_reconciler::reconcile, run_reconciler::error_policy, ctx.clone())
+    let starting = start_controller
+        .run(
+            run_reconciler::reconcile_start_lane,
+            run_reconciler::error_policy,
+            ctx.clone(),
+        )
+        .for_each(log_outcome);
+    let started = run_controller
+        .run(
+            run_reconciler::reconcile_advance_lane,
+            run_reconciler::error_policy,
+            ctx.clone(),
+        )
         .for_each(log_outcome);
     let dags = dag_controller
         .run(dag_reconciler::reconcile, dag_reconciler::error_policy, ctx)
         .for_each(log_outcome);
     tracing::info!("kubedag operator started");
-    futures::join!(runs, dags);
+    tokio::select! {
+        _ = futures::future::join3(starting, started, dags) => {}
+        () = run_watch => tracing::error!("the DagRun watch ended"),
+    }
     tracing::info!("kubedag operator stopped");
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use kube::api::{DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -16,31 +17,72 @@ use crate::engine::plan::{self, JobState, Plan, PlanInput};
 
 use super::error::{is_conflict, is_not_found};
 use super::job_builder::{RunIdentity, build_job};
+use super::job_state::JobOwner;
 use super::{Context, Error, events, finished, job_state, start, status};
 
 /// Re-check running runs this often even without watch events (a safety net, not the driver).
 const RESYNC: Duration = Duration::from_secs(300);
-/// Queued runs are woken when a slot frees; this refresh also keeps their position current.
-const QUEUE_REFRESH: Duration = Duration::from_secs(30);
+/// Job creates of one planning round in flight at once (a wide Dag's fan-out).
+const PARALLEL_CREATES: usize = 16;
+/// Safety net for a run skipped because the cache had not yet seen our own last write.
+const STALE_RECHECK: Duration = Duration::from_secs(5);
 /// Retry interval while the operator-wide Job cap holds steps back.
 const JOB_CAP_RETRY: Duration = Duration::from_secs(2);
 
-pub async fn reconcile(run: Arc<DagRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// Which of the two run controllers owns a run: the one that starts new runs (Pending, Queued)
+/// or the one that advances started runs (Running) and handles finished ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    Start,
+    Advance,
+}
+
+pub fn lane(run: &DagRun) -> Lane {
+    match run.status.as_ref().map(|s| s.phase).unwrap_or_default() {
+        RunPhase::Pending | RunPhase::Queued => Lane::Start,
+        _ => Lane::Advance,
+    }
+}
+
+/// The start controller's reconcile. Each lane skips runs of the other (they reach it through
+/// requeues and Job events). A run changes lane only by its owner's phase write, the last API call
+/// of that reconcile, so the two controllers never work on one run at the same time (and if they
+/// briefly did, invariants 1, 2 and 5 would keep it safe).
+pub async fn reconcile_start_lane(run: Arc<DagRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    reconcile_in(Lane::Start, run, ctx).await
+}
+
+/// The advance controller's reconcile.
+pub async fn reconcile_advance_lane(run: Arc<DagRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    reconcile_in(Lane::Advance, run, ctx).await
+}
+
+async fn reconcile_in(owner: Lane, run: Arc<DagRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if lane(&run) != owner {
+        return Ok(Action::await_change());
+    }
+    reconcile(run, ctx).await
+}
+
+async fn reconcile(run: Arc<DagRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconcile("dagrun");
     if run.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    if ctx
+        .own_writes
+        .is_stale(&run.uid().unwrap_or_default(), run.metadata.resource_version.as_deref())
+    {
+        // Our own newer write is on its way through the watch and will trigger the next round;
+        // the requeue is only a safety net should that event never come.
+        ctx.metrics.stale_skip();
+        return Ok(Action::requeue(STALE_RECHECK));
+    }
     let phase = run.status.as_ref().map(|s| s.phase).unwrap_or_default();
     match phase {
-        RunPhase::Pending => {
-            start::start(&ctx, &run).await?;
-            Ok(Action::await_change())
-        }
-        RunPhase::Running => advance(&ctx, &run).await,
-        RunPhase::Queued => {
-            start::dequeue(&ctx, &run).await?;
-            Ok(Action::requeue(QUEUE_REFRESH))
-        }
+        RunPhase::Pending => start::start(&ctx, &run).await,
+        RunPhase::Running => advance(&ctx, &run, run.status.clone().unwrap_or_default()).await,
+        RunPhase::Queued => start::dequeue(&ctx, &run).await,
         _ => finished::reconcile(&ctx, &run).await,
     }
 }
@@ -55,9 +97,9 @@ pub fn error_policy(run: Arc<DagRun>, err: &Error, ctx: Arc<Context>) -> Action 
     Action::requeue(Duration::from_secs(5))
 }
 
-/// One planning round of a Running run.
-async fn advance(ctx: &Context, run: &DagRun) -> Result<Action, Error> {
-    let status = run.status.clone().unwrap_or_default();
+/// One planning round of a Running run, starting from `status`: the stored one, or the one a
+/// starting run is about to store (so its start and first launch are one status write).
+pub async fn advance(ctx: &Context, run: &DagRun, status: DagRunStatus) -> Result<Action, Error> {
     let Some(spec) = status.dag_spec.clone() else {
         return fail_running(
             ctx,
@@ -122,8 +164,8 @@ async fn observe_jobs(ctx: &Context, namespace: &str, uid: &str, status: &DagRun
     observed
 }
 
-/// Deletes the Jobs of cancelled steps and creates the planned ones. AlreadyExists is success
-/// (invariant 2) unless the existing Job belongs to another object.
+/// Deletes the Jobs of cancelled steps and creates the planned ones, in parallel. AlreadyExists is
+/// success (invariant 2) unless the existing Job belongs to another object.
 async fn apply_jobs(
     ctx: &Context,
     run: &DagRun,
@@ -134,23 +176,7 @@ async fn apply_jobs(
     let namespace = run.namespace().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
     for name in &plan.delete {
-        match jobs
-            .delete(
-                name,
-                &DeleteParams {
-                    propagation_policy: Some(PropagationPolicy::Background),
-                    ..Default::default()
-                },
-            )
-            .await
-        {
-            Ok(_) => ctx.metrics.api_write("job_delete"),
-            Err(err) if is_not_found(&err) => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    if plan.launch.is_empty() {
-        return Ok(());
+        delete_job(ctx, &jobs, name).await?;
     }
     let empty = Default::default();
     let identity = RunIdentity {
@@ -161,39 +187,103 @@ async fn apply_jobs(
         params: status.params.as_ref().unwrap_or(&empty),
     };
     let uid = run.uid().unwrap_or_default();
-    for launch in &plan.launch {
-        if job_state::owned_by_other(ctx, &namespace, &launch.job_name, &uid) {
+    let target = LaunchTarget {
+        ctx,
+        jobs: &jobs,
+        namespace: &namespace,
+        uid: &uid,
+        identity: &identity,
+        spec,
+        plan,
+    };
+    // Collected first: the futures then have one concrete type, which the stream needs.
+    let creates: Vec<_> = plan.launch.iter().map(|l| create_job(&target, l)).collect();
+    futures::stream::iter(creates)
+        .buffer_unordered(PARALLEL_CREATES)
+        .try_collect::<()>()
+        .await
+}
+
+/// What every Job create of one planning round shares.
+struct LaunchTarget<'a> {
+    ctx: &'a Context,
+    jobs: &'a Api<Job>,
+    namespace: &'a str,
+    uid: &'a str,
+    identity: &'a RunIdentity<'a>,
+    spec: &'a crate::api::DagSpec,
+    plan: &'a Plan,
+}
+
+async fn create_job(target: &LaunchTarget<'_>, launch: &plan::Launch) -> Result<(), Error> {
+    let ctx = target.ctx;
+    match job_state::cached_owner(ctx, target.namespace, &launch.job_name, target.uid) {
+        JobOwner::Run => return Ok(()),
+        JobOwner::Other => {
             return Err(Error::Transient(format!(
                 "Job {} still belongs to an earlier object with this run's name; waiting for its garbage collection",
                 launch.job_name
             )));
         }
-        let job = build_job(
-            &identity,
-            spec,
-            &spec.steps[launch.step],
-            launch.attempt,
-            &launch.job_name,
-        );
-        match jobs.create(&PostParams::default(), &job).await {
-            Ok(_) => {
-                ctx.metrics.api_write("job_create");
-                ctx.metrics
-                    .step_launched(latency_since_ready(spec, &plan.steps, launch.step));
-            }
-            Err(err) if is_conflict(&err) => {}
-            Err(err) => return Err(err.into()),
+        JobOwner::Unknown => {}
+    }
+    let spec = target.spec;
+    let job = build_job(
+        target.identity,
+        spec,
+        &spec.steps[launch.step],
+        launch.attempt,
+        &launch.job_name,
+    );
+    match target.jobs.create(&PostParams::default(), &job).await {
+        Ok(_) => {
+            ctx.metrics.api_write("job_create");
+            let latency = latency_since_ready(ctx, target.namespace, spec, &target.plan.steps, launch.step);
+            ctx.metrics.step_launched(latency);
+            Ok(())
         }
+        Err(err) if is_conflict(&err) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn delete_job(ctx: &Context, jobs: &Api<Job>, name: &str) -> Result<(), Error> {
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..Default::default()
+    };
+    match jobs.delete(name, &params).await {
+        Ok(_) => ctx.metrics.api_write("job_delete"),
+        Err(err) if is_not_found(&err) => {}
+        Err(err) => return Err(err.into()),
     }
     Ok(())
 }
 
-/// Seconds between the moment the step became ready (its last dependency finished) and now.
-fn latency_since_ready(spec: &crate::api::DagSpec, steps: &[crate::api::StepStatus], step: usize) -> Option<f64> {
-    let ready_at = spec.steps[step]
+/// Seconds between the moment the step became ready (its last dependency finished, as first
+/// seen by the Job watch) and now; None for root steps.
+fn latency_since_ready(
+    ctx: &Context,
+    namespace: &str,
+    spec: &crate::api::DagSpec,
+    steps: &[crate::api::StepStatus],
+    step: usize,
+) -> Option<f64> {
+    let dependencies: Vec<_> = spec.steps[step]
         .depends
         .iter()
         .filter_map(|d| steps.iter().find(|s| &s.name == d))
+        .collect();
+    let jobs: Vec<&str> = dependencies.iter().filter_map(|s| s.job_name.as_deref()).collect();
+    if let Some(seen) = ctx
+        .completions
+        .last_finished(namespace, &jobs)
+        .filter(|_| !jobs.is_empty())
+    {
+        return Some(seen.elapsed().as_secs_f64());
+    }
+    let ready_at = dependencies
+        .iter()
         .filter_map(|s| s.finished_at.as_ref())
         .map(|t| t.0)
         .max()?;
@@ -218,7 +308,14 @@ fn publish_events(ctx: &Context, run: &DagRun, spec: &crate::api::DagSpec, plan:
         let step = &plan.steps[t.step];
         match t.to {
             StepPhase::Running => {}
-            phase => events::step_ended(ctx, run, &step.name, phase, step.message.as_deref()),
+            phase => events::step_ended(
+                ctx,
+                run,
+                &step.name,
+                step.job_name.as_deref(),
+                phase,
+                step.message.as_deref(),
+            ),
         }
     }
     for launch in &plan.launch {

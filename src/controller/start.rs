@@ -1,6 +1,7 @@
 //! Starting a run: resolve its Dag and parameters, assign its identity, take the duplicate
 //! claim, and capture the Dag spec it will execute (invariant 4).
 
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
@@ -9,7 +10,10 @@ use crate::engine::{duplicates, params, plan, validate};
 
 use super::claim::{self, ClaimOutcome};
 use super::gate::Admission;
-use super::{Context, Error, events, status};
+use super::{Context, Error, events, run_reconciler, status};
+
+/// Queued runs are woken when a slot frees; this refresh also keeps their position current.
+const QUEUE_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Characters of the hash shown in `kubectl get dagruns`.
 const SHORT_HASH_LEN: usize = 12;
@@ -21,42 +25,51 @@ enum Verdict {
     Start(Box<DagRunStatus>),
 }
 
-/// Takes a Pending run to Running (or Queued), or ends it with a message naming what is wrong.
-pub async fn start(ctx: &Context, run: &DagRun) -> Result<(), Error> {
-    match decide(ctx, run).await? {
-        Verdict::End(phase, reason, message) => status::end_before_start(ctx, run, phase, reason, message).await,
-        Verdict::Start(mut status) => {
-            let note = format!(
-                "requestId {}, paramHash {}",
-                status.request_id.as_deref().unwrap_or_default(),
-                status.param_hash.as_deref().unwrap_or_default()
-            );
-            let max_active_runs = status.dag_spec.as_ref().map_or(0, |s| s.max_active_runs);
-            if let Admission::Queue { position, reason } = ctx.gate.admit_run(&ctx.runs, run, max_active_runs) {
-                status.phase = RunPhase::Queued;
-                status.reason = Some("Queued".into());
-                status.message = Some(queue_message(position, &reason));
-                status.started_at = None;
-            }
-            status::write(ctx, run, *status).await?;
-            events::run_started(ctx, run, note);
-            Ok(())
+/// Takes a Pending run to Running (launching its first steps in the same status write) or
+/// Queued, or ends it with a message naming what is wrong.
+pub async fn start(ctx: &Context, run: &DagRun) -> Result<Action, Error> {
+    let mut status = match decide(ctx, run).await? {
+        Verdict::End(phase, reason, message) => {
+            status::end_before_start(ctx, run, phase, reason, message).await?;
+            return Ok(Action::await_change());
         }
-    }
+        Verdict::Start(status) => *status,
+    };
+    let note = format!(
+        "requestId {}, paramHash {}",
+        status.request_id.as_deref().unwrap_or_default(),
+        status.param_hash.as_deref().unwrap_or_default()
+    );
+    let max_active_runs = status.dag_spec.as_ref().map_or(0, |s| s.max_active_runs);
+    let action = match ctx.gate.admit_run(&ctx.runs, run, max_active_runs) {
+        Admission::Start => run_reconciler::advance(ctx, run, status).await?,
+        Admission::Queue { position, reason } => {
+            status.phase = RunPhase::Queued;
+            status.reason = Some("Queued".into());
+            status.message = Some(queue_message(position, &reason));
+            status.started_at = None;
+            status::write(ctx, run, status).await?;
+            Action::await_change()
+        }
+    };
+    events::run_started(ctx, run, note);
+    Ok(action)
 }
 
-/// Starts a Queued run when the gate lets it, else refreshes its queue position.
-pub async fn dequeue(ctx: &Context, run: &DagRun) -> Result<(), Error> {
+/// Starts a Queued run (with its first launches) when the gate lets it, else refreshes its
+/// queue position.
+pub async fn dequeue(ctx: &Context, run: &DagRun) -> Result<Action, Error> {
     let mut status = run.status.clone().unwrap_or_default();
     if run.spec.cancel {
-        return status::end_before_start(
+        status::end_before_start(
             ctx,
             run,
             RunPhase::Cancelled,
             "Cancelled",
             "cancelled while queued".into(),
         )
-        .await;
+        .await?;
+        return Ok(Action::await_change());
     }
     let max_active_runs = current_max_active_runs(ctx, run, &status);
     match ctx.gate.admit_run(&ctx.runs, run, max_active_runs) {
@@ -65,10 +78,14 @@ pub async fn dequeue(ctx: &Context, run: &DagRun) -> Result<(), Error> {
             status.reason = Some("Started".into());
             status.message = None;
             status.started_at = Some(events::now());
+            run_reconciler::advance(ctx, run, status).await
         }
-        Admission::Queue { position, reason } => status.message = Some(queue_message(position, &reason)),
+        Admission::Queue { position, reason } => {
+            status.message = Some(queue_message(position, &reason));
+            status::write(ctx, run, status).await?;
+            Ok(Action::requeue(QUEUE_REFRESH))
+        }
     }
-    status::write(ctx, run, status).await.map(|_| ())
 }
 
 fn queue_message(position: usize, reason: &str) -> String {
@@ -153,7 +170,9 @@ async fn decide(ctx: &Context, run: &DagRun) -> Result<Verdict, Error> {
     })))
 }
 
-/// `spec.requestId` if set (it must be a label value), else the one already assigned, else a new UUIDv4.
+/// `spec.requestId` if set (it must be a label value), else the one already assigned, else the
+/// run's UID (a UUIDv4 assigned by the API server). Deterministic, so Jobs created just before a
+/// crash carry the same ID the restarted operator writes to the status.
 fn request_id(run: &DagRun) -> Result<String, String> {
     if !run.spec.request_id.is_empty() {
         return validate::check_label_value(&run.spec.request_id)
@@ -166,7 +185,9 @@ fn request_id(run: &DagRun) -> Result<String, String> {
             });
     }
     let assigned = run.status.as_ref().and_then(|s| s.request_id.clone());
-    Ok(assigned.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()))
+    Ok(assigned
+        .or_else(|| run.uid())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()))
 }
 
 /// The Dag from the cache, or from the API server when the cache has not seen it yet (a Dag and

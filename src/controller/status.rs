@@ -21,9 +21,13 @@ pub async fn write(ctx: &Context, run: &DagRun, status: DagRunStatus) -> Result<
     updated.status = Some(status);
     updated.metadata.managed_fields = None;
     let api: Api<DagRun> = Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
-    api.replace_status(&run.name_any(), &PostParams::default(), &updated)
+    let stored = api
+        .replace_status(&run.name_any(), &PostParams::default(), &updated)
         .await?;
     ctx.metrics.api_write("status");
+    let uid = run.uid().unwrap_or_default();
+    let remembered = (!new_phase.is_terminal()).then(|| stored.resource_version()).flatten();
+    ctx.own_writes.record(&uid, remembered.as_deref());
     if old_phase != Some(new_phase) {
         ctx.metrics.run_transition(new_phase);
         notify_dag(ctx, run);

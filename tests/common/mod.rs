@@ -13,6 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -307,6 +308,26 @@ impl TestEnv {
             .logs(&pod.name_any(), &LogParams::default())
             .await
             .unwrap()
+    }
+
+    /// Kubernetes Events about DagRun `run`, as (type, reason, note).
+    pub async fn events_of(&self, run: &str) -> Vec<(String, String, String)> {
+        let events = self.api::<Event>().list(&ListParams::default()).await.unwrap().items;
+        events
+            .into_iter()
+            .filter(|e| {
+                e.regarding
+                    .as_ref()
+                    .is_some_and(|r| r.kind.as_deref() == Some("DagRun") && r.name.as_deref() == Some(run))
+            })
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
+            .collect()
     }
 
     pub async fn dag(&self) -> Api<Dag> {
