@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::batch::v1::Job;
@@ -67,4 +68,15 @@ pub struct Context {
     pub own_writes: OwnWrites,
     /// When each step Job was first seen finished (launch-latency metric).
     pub completions: Arc<Completions>,
+    /// Set while the Job cache is current (not in the middle of a list).
+    pub jobs_synced: Arc<AtomicBool>,
+}
+
+impl Context {
+    /// Whether the Job cache can be trusted. During a (re)list it lacks or has old versions of
+    /// Jobs whose events already trigger reconciles; planning from it would relaunch a step whose
+    /// Job looks missing, or miss a finished one until the next resync.
+    pub fn jobs_synced(&self) -> bool {
+        self.jobs_synced.load(Ordering::Relaxed)
+    }
 }

@@ -34,9 +34,10 @@ where
 /// Run events buffered per subscriber of the shared DagRun cache (the watch waits when it is full).
 const SHARED_RUN_EVENTS: usize = 1024;
 
-/// Reconciles starting runs in parallel: a quarter of `--concurrency`, at least one.
+/// Reconciles starting runs in parallel: half of `--concurrency`, at least one. For runs of one
+/// step, starting is launching, so the start lane must not be much narrower than the other.
 fn start_concurrency(concurrency: u16) -> u16 {
-    (concurrency / 4).max(1)
+    (concurrency / 2).max(1)
 }
 
 /// Only what the planner reads of a Job is kept in the cache (name, labels, owners, status),
@@ -75,7 +76,7 @@ pub async fn run(
         watcher::Config::default().labels(labels::RUN),
     )
     .default_backoff()
-    .inspect(flag_initial_list(jobs_synced.clone()))
+    .inspect(flag_list_complete(jobs_synced.clone()))
     .inspect({
         let completions = completions.clone();
         move |event| {
@@ -93,7 +94,7 @@ pub async fn run(
     let (starting_events, started_events) = (subscribe(), subscribe());
     let run_watch = watcher(api::<DagRun>(&client, &config.namespace), watcher::Config::default())
         .default_backoff()
-        .inspect(flag_initial_list(runs_synced.clone()))
+        .inspect(flag_list_complete(runs_synced.clone()))
         .modify(strip_run)
         .reflect_shared(runs_writer)
         .for_each(|event| {
@@ -136,10 +137,15 @@ pub async fn run(
         gate: Gate::new(config.caps),
         own_writes: Default::default(),
         completions,
+        jobs_synced: jobs_synced.clone(),
         config,
     });
 
-    tokio::spawn(mark_ready_when_synced(ctx.clone(), health, [runs_synced, jobs_synced]));
+    tokio::spawn(mark_ready_when_synced(
+        ctx.clone(),
+        health,
+        [runs_synced.clone(), jobs_synced.clone()],
+    ));
 
     if let Some(options) = webhook {
         let state = WebhookState {
@@ -168,12 +174,23 @@ pub async fn run(
             ctx.clone(),
         )
         .for_each(log_outcome);
+    // Both run controllers wait for the shared DagRun cache before their first reconcile, and
+    // kube-runtime's readiness signal wakes only its last waiter: a controller left waiting would
+    // stop draining its share of the cache's events, and the full buffer would stall the DagRun
+    // watch for everyone. So they start only once the cache is ready, and never wait on it.
+    let runs_cache = ctx.runs.clone();
+    let run_lanes = async move {
+        wait_for(&[runs_synced]).await;
+        if runs_cache.wait_until_ready().await.is_ok() {
+            futures::future::join(starting, started).await;
+        }
+    };
     let dags = dag_controller
         .run(dag_reconciler::reconcile, dag_reconciler::error_policy, ctx)
         .for_each(log_outcome);
     tracing::info!("kubedag operator started");
     tokio::select! {
-        _ = futures::future::join3(starting, started, dags) => {}
+        _ = futures::future::join(run_lanes, dags) => {}
         () = run_watch => tracing::error!("the DagRun watch ended"),
     }
     tracing::info!("kubedag operator stopped");
@@ -188,12 +205,14 @@ fn log_outcome<T: std::fmt::Debug, E: std::fmt::Display>(outcome: Result<T, E>) 
     futures::future::ready(())
 }
 
-/// Sets `flag` once the watcher delivered its first complete list.
-fn flag_initial_list<K>(flag: Arc<AtomicBool>) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
-    move |event| {
-        if let Ok(watcher::Event::InitDone) = event {
-            flag.store(true, Ordering::Relaxed);
-        }
+/// Keeps `flag` set while the cache is current: cleared when the watcher starts a (re)list,
+/// set when the list is complete. kube-runtime fills the cache only at the end of a list, while
+/// the list's objects already trigger reconciles one by one.
+fn flag_list_complete<K>(flag: Arc<AtomicBool>) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
+    move |event| match event {
+        Ok(watcher::Event::Init) => flag.store(false, Ordering::Relaxed),
+        Ok(watcher::Event::InitDone) => flag.store(true, Ordering::Relaxed),
+        _ => {}
     }
 }
 
@@ -201,9 +220,14 @@ fn flag_initial_list<K>(flag: Arc<AtomicBool>) -> impl FnMut(&Result<watcher::Ev
 /// streams: awaiting `Store::wait_until_ready` here would compete with the controller's own wait
 /// (its one-shot signal wakes only the last waiter) and could stall the controller.
 async fn mark_ready_when_synced(ctx: Arc<Context>, health: Arc<Health>, synced: [Arc<AtomicBool>; 2]) {
-    while !synced.iter().all(|f| f.load(Ordering::Relaxed)) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(&synced).await;
     health.mark_ready(ctx);
     tracing::info!("caches synced");
+}
+
+/// Returns once every flag is set.
+async fn wait_for(flags: &[Arc<AtomicBool>]) {
+    while !flags.iter().all(|f| f.load(Ordering::Relaxed)) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -24,6 +24,8 @@ use super::{Context, Error, events, finished, job_state, start, status};
 const RESYNC: Duration = Duration::from_secs(300);
 /// Job creates of one planning round in flight at once (a wide Dag's fan-out).
 const PARALLEL_CREATES: usize = 16;
+/// Retry interval while the Job cache is still loading its first list.
+const JOBS_NOT_SYNCED_RETRY: Duration = Duration::from_millis(500);
 /// Safety net for a run skipped because the cache had not yet seen our own last write.
 const STALE_RECHECK: Duration = Duration::from_secs(5);
 /// Retry interval while the operator-wide Job cap holds steps back.
@@ -68,6 +70,9 @@ async fn reconcile(run: Arc<DagRun>, ctx: Arc<Context>) -> Result<Action, Error>
     ctx.metrics.reconcile("dagrun");
     if run.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
+    }
+    if !ctx.jobs_synced() {
+        return Ok(Action::requeue(JOBS_NOT_SYNCED_RETRY));
     }
     if ctx
         .own_writes
