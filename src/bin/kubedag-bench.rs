@@ -1769,11 +1769,17 @@ fn markdown(
 ) -> String {
     let mut md = String::new();
     md.push_str(&format!(
-        "Mode: `{}`; scale {}; operator `--concurrency {}` {}; {}.\n\n",
+        "Mode: `{}`; scale {}; operator `--concurrency {}{}`; {}.\n\n",
         summary["mode"].as_str().unwrap_or(""),
         summary["scale"],
         summary["operator_concurrency"],
-        summary["operator_args"].as_str().unwrap_or(""),
+        summary["operator_args"]
+            .as_str()
+            .map_or(String::new(), |a| if a.is_empty() {
+                String::new()
+            } else {
+                format!(" {a}")
+            }),
         summary["finished_at"].as_str().unwrap_or("")
     ));
     if let Some(b) = base {
@@ -1864,7 +1870,9 @@ fn markdown(
                 .join(", ")
         });
         row("reconciles / errors", &|w| {
-            format!("{:.0} / {:.0}", w.reconciles, w.reconcile_errors.values().sum::<f64>())
+            // Summed from 0.0: an empty f64 sum is -0.0, which prints as "-0".
+            let errors = w.reconcile_errors.values().fold(0.0, |a, b| a + b);
+            format!("{:.0} / {:.0}", w.reconciles, errors)
         });
         if ws.iter().any(|w| w.requests_per_step.is_some()) {
             row("all API requests per step (profile)", &|w| {
