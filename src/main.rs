@@ -41,6 +41,9 @@ struct OperatorArgs {
     /// Parallel reconciles.
     #[arg(long, env = "KUBEDAG_CONCURRENCY", default_value_t = controller::DEFAULT_CONCURRENCY)]
     concurrency: u16,
+    /// Parallel reconciles of starting runs (claim, first Jobs, status); default: half of --concurrency.
+    #[arg(long, env = "KUBEDAG_START_CONCURRENCY")]
+    start_concurrency: Option<u16>,
     /// Seconds a Running step's Job may be missing before it is recreated (it was deleted by hand).
     #[arg(long, default_value_t = 10)]
     missing_job_grace_seconds: i64,
@@ -176,6 +179,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 namespace: args.namespace.clone(),
                 missing_job_grace_seconds: args.missing_job_grace_seconds,
                 concurrency: args.concurrency,
+                start_concurrency: args.start_concurrency,
                 caps: Caps {
                     max_running_runs: args.max_running_runs,
                     max_running_jobs: args.max_running_jobs,

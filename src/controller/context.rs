@@ -26,8 +26,10 @@ pub struct OperatorConfig {
     pub namespace: Option<String>,
     /// A Running step whose Job has been missing this long was deleted by hand and is relaunched.
     pub missing_job_grace_seconds: i64,
-    /// Parallel reconciles.
+    /// Parallel reconciles of started runs.
     pub concurrency: u16,
+    /// Parallel reconciles of starting runs (None: half of `concurrency`).
+    pub start_concurrency: Option<u16>,
     /// Operator-wide caps on running DagRuns and running step Jobs.
     pub caps: Caps,
     /// Keep at most this many finished runs per Dag (0 = no limit); older ones are deleted.
@@ -42,6 +44,7 @@ impl Default for OperatorConfig {
             namespace: None,
             missing_job_grace_seconds: 10,
             concurrency: DEFAULT_CONCURRENCY,
+            start_concurrency: None,
             caps: Caps::default(),
             history_limit: 0,
             events: EventLevel::default(),
@@ -70,6 +73,14 @@ pub struct Context {
     pub completions: Arc<Completions>,
     /// Set while the Job cache is current (not in the middle of a list).
     pub jobs_synced: Arc<AtomicBool>,
+}
+
+impl OperatorConfig {
+    /// Parallel reconciles of starting runs: for runs of one step, starting is launching, so the
+    /// start lane must not be much narrower than the other.
+    pub fn start_concurrency(&self) -> u16 {
+        self.start_concurrency.unwrap_or(self.concurrency / 2).max(1)
+    }
 }
 
 impl Context {

@@ -34,12 +34,6 @@ where
 /// Run events buffered per subscriber of the shared DagRun cache (the watch waits when it is full).
 const SHARED_RUN_EVENTS: usize = 1024;
 
-/// Reconciles starting runs in parallel: half of `--concurrency`, at least one. For runs of one
-/// step, starting is launching, so the start lane must not be much narrower than the other.
-fn start_concurrency(concurrency: u16) -> u16 {
-    (concurrency / 2).max(1)
-}
-
 /// Only what the planner reads of a Job is kept in the cache (name, labels, owners, status),
 /// which keeps memory flat with tens of thousands of Jobs.
 fn strip_job(job: &mut Job) {
@@ -109,7 +103,7 @@ pub async fn run(
     let in_lane = |lane: Lane| move |run: &Arc<DagRun>| futures::future::ready(run_reconciler::lane(run) == lane);
     let start_controller = Controller::for_shared_stream(starting_events.filter(in_lane(Lane::Start)), runs.clone())
         .reconcile_on(wake_requests)
-        .with_config(ControllerConfig::default().concurrency(start_concurrency(config.concurrency)))
+        .with_config(ControllerConfig::default().concurrency(config.start_concurrency()))
         .shutdown_on_signal();
     let controller_config = ControllerConfig::default().concurrency(config.concurrency);
     let run_controller = Controller::for_shared_stream(started_events.filter(in_lane(Lane::Advance)), runs.clone())
