@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
 use crate::engine::plan::JobState;
@@ -19,35 +19,33 @@ use super::job_state;
 
 #[derive(Default)]
 pub struct Completions {
-    /// "namespace/name" -> first time the Job was seen Complete or Failed.
-    seen: Mutex<HashMap<String, Instant>>,
-}
-
-fn key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
+    /// First time each Job was seen Complete or Failed, keyed like the Job cache.
+    seen: Mutex<HashMap<ObjectRef<Job>, Instant>>,
 }
 
 impl Completions {
     /// Feeds one event of the Job watch stream.
     pub fn observe(&self, event: &watcher::Event<Job>) {
-        let mut seen = self.seen.lock().expect("completions lock");
         match event {
             watcher::Event::Apply(job) if !matches!(job_state::state_of(job), JobState::Active) => {
-                seen.entry(key(&job.namespace().unwrap_or_default(), &job.name_any()))
-                    .or_insert_with(Instant::now);
+                let mut seen = self.seen.lock().expect("completions lock");
+                seen.entry(ObjectRef::from_obj(job)).or_insert_with(Instant::now);
             }
             watcher::Event::Delete(job) => {
-                seen.remove(&key(&job.namespace().unwrap_or_default(), &job.name_any()));
+                self.seen
+                    .lock()
+                    .expect("completions lock")
+                    .remove(&ObjectRef::from_obj(job));
             }
             _ => {}
         }
     }
 
-    /// The latest first-seen finish among `jobs`, or None if any of them is unknown.
+    /// The latest first-seen finish among `jobs`, or None if any of them is unknown (or there are none).
     pub fn last_finished(&self, namespace: &str, jobs: &[&str]) -> Option<Instant> {
         let seen = self.seen.lock().expect("completions lock");
         jobs.iter()
-            .map(|name| seen.get(&key(namespace, name)).copied())
+            .map(|name| seen.get(&ObjectRef::new(name).within(namespace)).copied())
             .collect::<Option<Vec<_>>>()?
             .into_iter()
             .max()

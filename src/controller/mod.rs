@@ -22,7 +22,7 @@ mod completions;
 mod context;
 mod dag_reconciler;
 mod error;
-pub mod events;
+mod events;
 mod finished;
 mod gate;
 mod job_builder;

@@ -138,7 +138,7 @@ pub async fn run(
     tokio::spawn(mark_ready_when_synced(
         ctx.clone(),
         health,
-        [runs_synced.clone(), jobs_synced.clone()],
+        [runs_synced, jobs_synced.clone()],
     ));
 
     if let Some(options) = webhook {
@@ -171,10 +171,10 @@ pub async fn run(
     // Both run controllers wait for the shared DagRun cache before their first reconcile, and
     // kube-runtime's readiness signal wakes only its last waiter: a controller left waiting would
     // stop draining its share of the cache's events, and the full buffer would stall the DagRun
-    // watch for everyone. So they start only once the cache is ready, and never wait on it.
+    // watch for everyone. So this task is the one waiter, and the controllers start once it is
+    // ready.
     let runs_cache = ctx.runs.clone();
     let run_lanes = async move {
-        wait_for(&[runs_synced]).await;
         if runs_cache.wait_until_ready().await.is_ok() {
             futures::future::join(starting, started).await;
         }

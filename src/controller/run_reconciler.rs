@@ -280,11 +280,7 @@ fn latency_since_ready(
         .filter_map(|d| steps.iter().find(|s| &s.name == d))
         .collect();
     let jobs: Vec<&str> = dependencies.iter().filter_map(|s| s.job_name.as_deref()).collect();
-    if let Some(seen) = ctx
-        .completions
-        .last_finished(namespace, &jobs)
-        .filter(|_| !jobs.is_empty())
-    {
+    if let Some(seen) = ctx.completions.last_finished(namespace, &jobs) {
         return Some(seen.elapsed().as_secs_f64());
     }
     let ready_at = dependencies
