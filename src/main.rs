@@ -47,6 +47,11 @@ struct OperatorArgs {
     /// Seconds a Running step's Job may be missing before it is recreated (it was deleted by hand).
     #[arg(long, default_value_t = 10)]
     missing_job_grace_seconds: i64,
+    /// Seconds a step's pod may take to start before its attempt fails, when Kubernetes reports
+    /// why it cannot start (image pull errors, a refused pod, missing config). A pod that only
+    /// waits for capacity is never failed by this.
+    #[arg(long, env = "KUBEDAG_POD_START_TIMEOUT", default_value_t = controller::DEFAULT_POD_START_TIMEOUT_SECONDS)]
+    pod_start_timeout: i64,
     /// Operator-wide cap on running DagRuns (0 = unlimited); extra runs wait as Queued.
     #[arg(long, env = "KUBEDAG_MAX_RUNNING_RUNS", default_value_t = 0)]
     max_running_runs: usize,
@@ -178,6 +183,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let config = OperatorConfig {
                 namespace: args.namespace.clone(),
                 missing_job_grace_seconds: args.missing_job_grace_seconds,
+                pod_start_timeout_seconds: args.pod_start_timeout,
                 concurrency: args.concurrency,
                 start_concurrency: args.start_concurrency,
                 caps: Caps {

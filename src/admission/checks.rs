@@ -1,14 +1,14 @@
 //! Admission decisions. `Err` carries the message the user sees from `kubectl apply`.
 
-use crate::api::{Dag, DagRun, DagSpec, DuplicatePolicy};
-use crate::engine::{duplicates, params, validate};
+use crate::api::{Dag, DagRun, DagSpec};
+use crate::engine::{admit, validate};
 
 /// A Dag create or update: the full validation, naming the step.
 pub fn check_dag(spec: &DagSpec) -> Result<(), String> {
     validate::validate_dag(spec).map_err(|errors| errors.to_string())
 }
 
-/// A DagRun update: the spec is immutable except `cancel`.
+/// A DagRun update: the spec is immutable except `cancel` and `retry`.
 pub fn check_run_update(old: &DagRun, new: &DagRun) -> Result<(), String> {
     let (o, n) = (&old.spec, &new.spec);
     let changed = [
@@ -18,61 +18,30 @@ pub fn check_run_update(old: &DagRun, new: &DagRun) -> Result<(), String> {
     ];
     match changed.iter().find(|(_, differs)| *differs) {
         Some((field, _)) => Err(format!(
-            "{field} is immutable: only spec.cancel may change after a DagRun is created"
+            "{field} is immutable: only spec.cancel and spec.retry may change after a DagRun is created"
         )),
         None => Ok(()),
     }
 }
 
-/// A DagRun create: the Dag exists and is valid, the params resolve, the identity is usable as
-/// labels, and no existing run blocks this parameter set under the Dag's policy.
-/// `existing` are the runs of the same namespace (the cache); the new run itself is skipped.
+/// A DagRun create: the one admissibility rule ([`admit::check_with_cache`]) against the cache of
+/// the namespace's runs; the new run itself is skipped.
 pub fn check_run_create<'a>(
     run: &DagRun,
     namespace: &str,
     dag: Option<&Dag>,
     existing: impl Iterator<Item = &'a DagRun>,
 ) -> Result<(), String> {
-    let name = run.metadata.name.clone().unwrap_or_default();
-    validate::check_label_value(&name)
-        .map_err(|why| format!("metadata.name {name:?}: must be usable as a label value: {why}"))?;
-    validate::check_label_value(&run.spec.request_id).map_err(|why| {
-        format!(
-            "spec.requestId {:?}: must be usable as a label value: {why}",
-            run.spec.request_id
-        )
-    })?;
-    let dag_name = &run.spec.dag_ref.name;
-    let dag = dag.ok_or_else(|| format!("spec.dagRef.name: Dag {dag_name:?} not found in namespace {namespace:?}"))?;
-    validate::validate_dag(&dag.spec).map_err(|e| format!("Dag {dag_name:?} is invalid: {e}"))?;
-    let resolved = params::resolve(dag_name, &dag.spec.params, &run.spec.params).map_err(|e| e.to_string())?;
-    let policy = dag.spec.duplicate_policy;
-    if policy == DuplicatePolicy::Allow {
-        return Ok(());
-    }
-    let hash = params::param_hash(&resolved);
-    let blocking = existing
-        .filter(|other| other.metadata.name != run.metadata.name && &other.spec.dag_ref.name == dag_name)
-        .find(|other| {
-            let phase = other.status.as_ref().map(|s| s.phase).unwrap_or_default();
-            duplicates::blocks(policy, phase)
-                && duplicates::run_param_hash(other, &dag.spec.params).as_deref() == Some(hash.as_str())
-        });
-    match blocking {
-        Some(other) => Err(duplicates::refusal_message(
-            dag_name,
-            other.metadata.name.as_deref().unwrap_or_default(),
-            &hash,
-            policy,
-        )),
-        None => Ok(()),
-    }
+    admit::check_with_cache(run, namespace, dag, existing)
+        .map(|_| ())
+        .map_err(|refusal| refusal.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ContainerSettings, DagRef, DagRunSpec, DagRunStatus, ParamDecl, RunPhase, Step};
+    use crate::api::{ContainerSettings, DagRef, DagRunSpec, DagRunStatus, DuplicatePolicy, ParamDecl, RunPhase, Step};
+    use crate::engine::params;
 
     fn dag(policy: DuplicatePolicy) -> Dag {
         let mut dag = Dag::new(
@@ -166,7 +135,7 @@ mod tests {
         let edited = run("r", "y", None);
         assert_eq!(
             check_run_update(&old, &edited).unwrap_err(),
-            "spec.params is immutable: only spec.cancel may change after a DagRun is created"
+            "spec.params is immutable: only spec.cancel and spec.retry may change after a DagRun is created"
         );
     }
 }

@@ -158,6 +158,10 @@ pub struct DagRunStatus {
     pub retries: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepStatus>,
+    /// The run's `resourceVersion` when the operator first saw it: its creation revision, which
+    /// orders runs created within the same second (see the queue's FIFO rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_revision: Option<String>,
     /// The Dag spec captured when the run started; the run executes this, whatever happens to the Dag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dag_spec: Option<DagSpec>,
@@ -187,6 +191,12 @@ pub struct StepStatus {
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When the step's next attempt is due (a backoff after a refused Job create).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Time>,
+    /// Consecutive refusals of this step's Job create that may clear (quota, policy).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub create_refusals: u32,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -2,15 +2,13 @@
 //! its duplicates instead of creating runs that the webhook refuses or the controller rejects.
 //!
 //! Scope and rule are the contract's: same Dag, same paramHash, and an existing run blocks a new one
-//! when `engine::duplicates::blocks(policy, phase)` says so. Lines of the file are also checked against
+//! when `engine::admit::blocking_hash` says so (the webhook's and the controller's rule). Lines of the file are also checked against
 //! earlier lines of the same file.
 
 use std::collections::HashMap;
 
-use crate::api::{Dag, DagRun, DuplicatePolicy, ParamDecl, RunPhase};
-use crate::engine::duplicates;
-use crate::engine::duplicates::run_param_hash;
-use crate::engine::params;
+use crate::api::{Dag, DagRun, DagSpec, DuplicatePolicy, RunPhase};
+use crate::engine::{admit, params};
 
 use super::param_file::ParamLine;
 
@@ -39,7 +37,7 @@ pub struct Planned {
 pub fn plan(dag: &Dag, existing: &[DagRun], lines: Vec<ParamLine>) -> Vec<Planned> {
     let dag_name = dag.metadata.name.as_deref().unwrap_or_default();
     let policy = dag.spec.duplicate_policy;
-    let blocking = blocking_runs(dag_name, &dag.spec.params, policy, existing);
+    let blocking = blocking_runs(dag_name, &dag.spec, existing);
     let mut first_line_of: HashMap<String, u64> = HashMap::new();
     lines
         .into_iter()
@@ -70,12 +68,7 @@ pub fn plan(dag: &Dag, existing: &[DagRun], lines: Vec<ParamLine>) -> Vec<Planne
 }
 
 /// paramHash -> (name, phase) of the oldest run of the Dag that blocks that parameter set.
-fn blocking_runs(
-    dag_name: &str,
-    decls: &[ParamDecl],
-    policy: DuplicatePolicy,
-    existing: &[DagRun],
-) -> HashMap<String, (String, RunPhase)> {
+fn blocking_runs(dag_name: &str, dag: &DagSpec, existing: &[DagRun]) -> HashMap<String, (String, RunPhase)> {
     let mut runs: Vec<&DagRun> = existing.iter().filter(|r| r.spec.dag_ref.name == dag_name).collect();
     runs.sort_by(|a, b| {
         let key = |r: &DagRun| (r.metadata.creation_timestamp.clone(), r.metadata.name.clone());
@@ -83,11 +76,8 @@ fn blocking_runs(
     });
     let mut blocking = HashMap::new();
     for run in runs {
-        let phase = run.status.as_ref().map(|s| s.phase).unwrap_or_default();
-        if !duplicates::blocks(policy, phase) {
-            continue;
-        }
-        if let Some(hash) = run_param_hash(run, decls) {
+        if let Some(hash) = admit::blocking_hash(dag, run) {
+            let phase = run.status.as_ref().map(|s| s.phase).unwrap_or_default();
             let name = run.metadata.name.clone().unwrap_or_default();
             blocking.entry(hash).or_insert((name, phase));
         }
@@ -98,7 +88,8 @@ fn blocking_runs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{DagRef, DagRunSpec, DagRunStatus, DagSpec};
+    use crate::api::{DagRef, DagRunSpec, DagRunStatus, ParamDecl};
+    use crate::engine::duplicates::run_param_hash;
 
     fn dag(policy: DuplicatePolicy) -> Dag {
         Dag::new(

@@ -16,6 +16,7 @@ use kube::{Api, Resource, ResourceExt};
 use crate::api::{DagRun, DuplicatePolicy, labels};
 use crate::engine::duplicates::blocks;
 use crate::engine::naming;
+use crate::engine::run::Claim;
 
 use super::error::{is_conflict, is_not_found};
 use super::{Context, Error};
@@ -23,22 +24,15 @@ use super::{Context, Error};
 /// Attempts at replacing stale claims before giving up for this reconcile.
 const MAX_ATTEMPTS: usize = 3;
 
-pub enum ClaimOutcome {
-    /// The run holds the claim (or the policy needs none) and may proceed.
-    Held,
-    /// Another run holds it; the new run must end Rejected.
-    Duplicate { holder: String },
-}
-
 pub async fn acquire(
     ctx: &Context,
     run: &DagRun,
     dag: &str,
     policy: DuplicatePolicy,
     param_hash: &str,
-) -> Result<ClaimOutcome, Error> {
+) -> Result<Claim, Error> {
     if policy == DuplicatePolicy::Allow {
-        return Ok(ClaimOutcome::Held);
+        return Ok(Claim::Held);
     }
     let namespace = run.namespace().unwrap_or_default();
     let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -52,7 +46,7 @@ pub async fn acquire(
         {
             Ok(_) => {
                 ctx.metrics.api_write("claim");
-                return Ok(ClaimOutcome::Held);
+                return Ok(Claim::Held);
             }
             Err(err) if is_conflict(&err) => {}
             Err(err) => return Err(err.into()),
@@ -62,7 +56,7 @@ pub async fn acquire(
         };
         let holder_uid = holder_uid(&existing);
         if holder_uid.as_deref() == Some(my_uid.as_str()) {
-            return Ok(ClaimOutcome::Held);
+            return Ok(Claim::Held);
         }
         let holder_name = existing
             .spec
@@ -74,7 +68,7 @@ pub async fn acquire(
             h.uid() == holder_uid && blocks(policy, h.status.as_ref().map(|s| s.phase).unwrap_or_default())
         });
         if still_blocks {
-            return Ok(ClaimOutcome::Duplicate { holder: holder_name });
+            return Ok(Claim::Duplicate { holder: holder_name });
         }
         delete_exact(&leases, &existing).await?;
         ctx.metrics.api_write("claim");

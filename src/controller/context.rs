@@ -1,5 +1,6 @@
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::batch::v1::Job;
@@ -19,6 +20,11 @@ use super::own_writes::OwnWrites;
 /// does not queue behind a few slow API calls (see bench/README.md).
 pub const DEFAULT_CONCURRENCY: u16 = 64;
 
+/// Default of `--pod-start-timeout` (seconds): long enough for a slow image pull on a busy node
+/// (the kubelet's pull back-off reaches 80 s after five tries), short enough that a typo in an
+/// image name fails the run within two minutes.
+pub const DEFAULT_POD_START_TIMEOUT_SECONDS: i64 = 90;
+
 /// Operator-wide settings (command-line flags).
 #[derive(Clone, Debug)]
 pub struct OperatorConfig {
@@ -26,6 +32,9 @@ pub struct OperatorConfig {
     pub namespace: Option<String>,
     /// A Running step whose Job has been missing this long was deleted by hand and is relaunched.
     pub missing_job_grace_seconds: i64,
+    /// A step whose pod has not started this long after its Job was created fails its attempt
+    /// when Kubernetes reports a cause (image pull errors, refused pods; see `engine::pod_start`).
+    pub pod_start_timeout_seconds: i64,
     /// Parallel reconciles of started runs.
     pub concurrency: u16,
     /// Parallel reconciles of starting runs (None: half of `concurrency`).
@@ -43,6 +52,7 @@ impl Default for OperatorConfig {
         OperatorConfig {
             namespace: None,
             missing_job_grace_seconds: 10,
+            pod_start_timeout_seconds: DEFAULT_POD_START_TIMEOUT_SECONDS,
             concurrency: DEFAULT_CONCURRENCY,
             start_concurrency: None,
             caps: Caps::default(),
@@ -69,6 +79,9 @@ pub struct Context {
     pub gate: Gate,
     /// Versions of our own status writes the run cache has not delivered yet.
     pub own_writes: OwnWrites,
+    /// UIDs of finished runs whose claim this process already released (saves a read per pass;
+    /// after a restart each is released, idempotently, once more).
+    pub released_claims: UidSet,
     /// When each step Job was first seen finished (launch-latency metric).
     pub completions: Arc<Completions>,
     /// Set while the Job cache is current (not in the middle of a list).
@@ -89,5 +102,26 @@ impl Context {
     /// Job looks missing, or miss a finished one until the next resync.
     pub fn jobs_synced(&self) -> bool {
         self.jobs_synced.load(Ordering::Relaxed)
+    }
+}
+
+/// A bounded set of UIDs, remembered only as an optimisation (forgetting one costs a read).
+#[derive(Default)]
+pub struct UidSet(Mutex<HashSet<String>>);
+
+/// Entries kept before the set is cleared.
+const UID_SET_LIMIT: usize = 100_000;
+
+impl UidSet {
+    pub fn contains(&self, uid: &str) -> bool {
+        self.0.lock().expect("uid set lock").contains(uid)
+    }
+
+    pub fn insert(&self, uid: String) {
+        let mut set = self.0.lock().expect("uid set lock");
+        if set.len() >= UID_SET_LIMIT {
+            set.clear();
+        }
+        set.insert(uid);
     }
 }

@@ -13,7 +13,7 @@ use crate::api::{Dag, DagRun, DagStatus, RunPhase};
 use crate::engine::validate;
 
 use super::error::is_conflict;
-use super::{Context, Error, events, finished};
+use super::{Context, Error, events, run};
 
 const RECOUNT: Duration = Duration::from_secs(30);
 
@@ -74,7 +74,7 @@ async fn enforce_history_limit(ctx: &Context, runs: &[Arc<DagRun>]) -> Result<()
     }
     done.sort_by_key(|r| r.status.as_ref().and_then(|s| s.finished_at.as_ref()).map(|t| t.0));
     for run in &done[..done.len() - limit] {
-        finished::delete_run(ctx, run).await?;
+        run::delete_run(ctx, run).await?;
     }
     Ok(())
 }

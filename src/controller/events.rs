@@ -88,6 +88,17 @@ pub fn step_ended(ctx: &Context, run: &DagRun, step: &str, job: Option<&str>, ph
     publish(ctx, run, EventLevel::All, event(type_, reason, note, related));
 }
 
+/// A refused Job create (always a Warning): `permanent` failed the step, else it is retried.
+pub fn step_refused(ctx: &Context, run: &DagRun, step: &str, message: &str, permanent: bool) {
+    let (reason, what) = if permanent {
+        ("StepRefused", "failed")
+    } else {
+        ("StepWaiting", "will be retried")
+    };
+    let note = format!("step {step:?}: the API server refused its Job ({what}): {message}");
+    publish(ctx, run, EventLevel::All, event(EventType::Warning, reason, note, None));
+}
+
 pub fn run_started(ctx: &Context, run: &DagRun, note: String) {
     publish(
         ctx,

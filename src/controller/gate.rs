@@ -1,6 +1,13 @@
 //! Admission of runs into Running and of step Jobs into the cluster, under the Dag's
 //! `maxActiveRuns` (FIFO by creation) and the operator-wide caps.
 //!
+//! Creation order: `metadata.creationTimestamp` has a resolution of one second, so runs created
+//! within the same second are ordered by their creation revision: the `resourceVersion` a run
+//! had when the operator first saw it (recorded as `status.creationRevision`; before that, the
+//! run's own `resourceVersion`). The API server assigns resource versions from etcd's revision,
+//! which grows with every write, so for runs not modified before they started this is the order
+//! of their creates. Ties left after that (never seen in practice) go by name.
+//!
 //! Decisions read the caches. A cache lags the operator's own writes by a few milliseconds, so
 //! the gate also remembers, for a short while, the runs it let start and the Jobs it let launch
 //! that the cache does not show yet; decisions are taken under one lock. This memory only
@@ -15,8 +22,9 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::api::{DagRun, RunPhase};
+use crate::api::{DagRun, DagSpec, RunPhase};
 use crate::engine::plan::JobState;
+pub use crate::engine::run::Admission;
 
 use super::job_state;
 
@@ -28,17 +36,6 @@ const REMEMBER: Duration = Duration::from_secs(60);
 pub struct Caps {
     pub max_running_runs: usize,
     pub max_running_jobs: usize,
-}
-
-/// The gate's answer for a run that wants to start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
-    Start,
-    /// Wait; `position` is 1-based among the runs of the same Dag waiting before it.
-    Queue {
-        position: usize,
-        reason: String,
-    },
 }
 
 #[derive(Default)]
@@ -63,9 +60,20 @@ fn same_dag(a: &DagRun, b: &DagRun) -> bool {
     a.spec.dag_ref.name == b.spec.dag_ref.name && a.namespace() == b.namespace()
 }
 
-/// FIFO order: creation time, then name.
+/// The FIFO key of the module docs: creation time, creation revision, name.
+fn creation_order(run: &DagRun) -> (Option<jiff::Timestamp>, u64, String) {
+    let recorded = run.status.as_ref().and_then(|s| s.creation_revision.as_deref());
+    let revision = match (&run.status, recorded) {
+        (_, Some(rev)) => Some(rev),
+        (None, None) => run.metadata.resource_version.as_deref(),
+        (Some(_), None) => None,
+    };
+    let revision = revision.and_then(|r| r.parse().ok()).unwrap_or(u64::MAX);
+    (run.creation_timestamp().map(|t| t.0), revision, run.name_any())
+}
+
 fn created_before(a: &DagRun, b: &DagRun) -> bool {
-    (a.creation_timestamp().map(|t| t.0), a.name_any()) < (b.creation_timestamp().map(|t| t.0), b.name_any())
+    creation_order(a) < creation_order(b)
 }
 
 impl Gate {
@@ -172,6 +180,11 @@ impl Gate {
         result
     }
 
+    /// Whether any run can wait for a slot: a Dag limit (captured in `spec`) or an operator cap.
+    pub fn may_queue(&self, spec: Option<&DagSpec>) -> bool {
+        self.caps.max_running_runs > 0 || spec.is_some_and(|s| s.max_active_runs > 0)
+    }
+
     /// Remembers that `run` ended, until the cache shows it.
     pub fn note_finished(&self, run: &DagRun) {
         let mut ledger = self.ledger.lock().expect("gate lock");
@@ -186,10 +199,7 @@ impl Gate {
             .iter()
             .filter(|r| matches!(phase(r), RunPhase::Pending | RunPhase::Queued))
             .collect();
-        waiting.sort_by(|a, b| {
-            let key = |r: &DagRun| (r.creation_timestamp().map(|t| t.0), r.name_any());
-            key(a).cmp(&key(b))
-        });
+        waiting.sort_by_cached_key(|r| creation_order(r));
         let mut wake: Vec<ObjectRef<DagRun>> = waiting
             .iter()
             .filter(|r| same_dag(r, finished))

@@ -17,9 +17,9 @@ use crate::api::{Dag, DagRun, labels};
 use super::completions::Completions;
 use super::gate::Gate;
 use super::metrics::Metrics;
-use super::run_reconciler::Lane;
+use super::run::{self, Lane};
 use super::server::Health;
-use super::{Context, OperatorConfig, dag_reconciler, run_reconciler};
+use super::{Context, OperatorConfig, dag_reconciler};
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
 where
@@ -100,7 +100,7 @@ pub async fn run(
     let (wake_runs, wake_requests) = futures::channel::mpsc::unbounded();
     // Two controllers share the DagRun cache: one starts new runs, one advances started ones, each
     // with its own concurrency, so a burst of new runs cannot delay the next step of running ones.
-    let in_lane = |lane: Lane| move |run: &Arc<DagRun>| futures::future::ready(run_reconciler::lane(run) == lane);
+    let in_lane = |lane: Lane| move |run: &Arc<DagRun>| futures::future::ready(run::lane(run) == lane);
     let start_controller = Controller::for_shared_stream(starting_events.filter(in_lane(Lane::Start)), runs.clone())
         .reconcile_on(wake_requests)
         .with_config(ControllerConfig::default().concurrency(config.start_concurrency()))
@@ -130,6 +130,7 @@ pub async fn run(
         wake_runs,
         gate: Gate::new(config.caps),
         own_writes: Default::default(),
+        released_claims: Default::default(),
         completions,
         jobs_synced: jobs_synced.clone(),
         config,
@@ -155,18 +156,10 @@ pub async fn run(
     }
 
     let starting = start_controller
-        .run(
-            run_reconciler::reconcile_start_lane,
-            run_reconciler::error_policy,
-            ctx.clone(),
-        )
+        .run(run::reconcile_start_lane, run::error_policy, ctx.clone())
         .for_each(log_outcome);
     let started = run_controller
-        .run(
-            run_reconciler::reconcile_advance_lane,
-            run_reconciler::error_policy,
-            ctx.clone(),
-        )
+        .run(run::reconcile_advance_lane, run::error_policy, ctx.clone())
         .for_each(log_outcome);
     // Both run controllers wait for the shared DagRun cache before their first reconcile, and
     // kube-runtime's readiness signal wakes only its last waiter: a controller left waiting would

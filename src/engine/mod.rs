@@ -14,9 +14,13 @@
 //! - Planning is a function of its inputs: replaying the same inputs gives the same actions,
 //!   so a restarted operator decides exactly what the crashed one would have.
 
+pub mod admit;
 pub mod duplicates;
 pub mod graph;
 pub mod naming;
 pub mod params;
 pub mod plan;
+pub mod pod_start;
+pub mod refusal;
+pub mod run;
 pub mod validate;

@@ -6,8 +6,15 @@
 //!   dependency blocks when it Failed without `continueOnFailure`, or was Skipped or Cancelled;
 //!   a blocked step is Skipped (transitively), while steps not depending on the failure run on.
 //! - A failed attempt is retried (a new attempt, a new Job name) while attempts <= `retry.limit`.
+//! - An attempt whose pod can never start ([`JobState::CannotStart`]) fails like one whose program
+//!   failed (and is retried the same way); its still-active Job is deleted.
+//! - A Job create the API server refused ([`JobState::Refused`]) fails the step when the refusal
+//!   is permanent (an invalid object); otherwise the step waits Pending and is tried again after a
+//!   backoff ([`refusal_backoff_seconds`]), without blocking any other step.
 //! - The run ends when no step is Pending or Running: Succeeded when every step Succeeded or
 //!   failed with `continueOnFailure`, Failed otherwise. `cancel` ends it Cancelled at once.
+//! - The plan reports each step it could launch but held back, and why ([`HoldReason`]), so the
+//!   caller knows whether a re-check is useful (a dependency wait needs none: the Job watch wakes it).
 
 use std::collections::HashMap;
 
@@ -33,6 +40,30 @@ pub enum JobState {
         exit_code: Option<i32>,
         message: String,
     },
+    /// Created and not finished, but its pod is not running yet: it waits for capacity, or for a
+    /// cause that may still clear (an image pull error within the start bound). `message` says
+    /// what it waits for (None: nothing worth showing yet); plan again after `recheck_after_seconds`.
+    Waiting {
+        message: Option<String>,
+        recheck_after_seconds: i64,
+    },
+    /// The attempt's pod can never start, or did not start within the bound (image pull errors,
+    /// invalid image names, pods the API server refuses to create, missing config): the attempt
+    /// failed before the program ran. The Job is still active and must be deleted.
+    CannotStart { message: String },
+    /// The API server (or an admission plugin) refused to create the Job. `permanent`: the object
+    /// is invalid and will never be accepted; otherwise the cause may clear (a quota, a policy).
+    Refused { message: String, permanent: bool },
+}
+
+/// Prefix of a step's message while it waits ([`JobState::Waiting`], a refused create); such a
+/// message is cleared once the pod runs.
+pub const WAITING_PREFIX: &str = "waiting ";
+
+/// Seconds before the next create after the `n`th consecutive refusal that may clear
+/// (n >= 1): 5, 10, 20, 40, then 60 at most, so a cleared quota is noticed within a minute.
+pub fn refusal_backoff_seconds(n: u32) -> i64 {
+    (5_i64 << n.saturating_sub(1).min(4)).min(60)
 }
 
 /// Everything the planner looks at.
@@ -68,6 +99,24 @@ pub struct Transition {
     pub to: StepPhase,
 }
 
+/// Why a step that could run now was not launched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldReason {
+    /// The Dag's `maxActiveSteps` is reached; a finishing step (a Job event) frees a slot.
+    MaxActiveSteps,
+    /// The operator-wide running-Job cap is reached; no event of this run frees it.
+    JobCap,
+    /// The step's next attempt is not due before this time (a refused create's backoff).
+    NotBefore(Time),
+}
+
+/// A step held back by this plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub step: usize,
+    pub reason: HoldReason,
+}
+
 /// How the run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -84,9 +133,22 @@ pub struct Plan {
     /// Jobs to delete (running Jobs of a cancelled run).
     pub delete: Vec<String>,
     pub transitions: Vec<Transition>,
+    /// Steps ready to run that this plan did not launch.
+    pub held_back: Vec<Held>,
+    /// Refused Job creates: (step, message, permanent), for Warning events.
+    pub refused: Vec<(usize, String, bool)>,
     pub outcome: Option<Outcome>,
-    /// Plan again after this many seconds even if nothing changes (waiting out the grace period).
+    /// Plan again after this many seconds even if nothing changes (a grace period, a backoff, a
+    /// waiting pod).
     pub recheck_after_seconds: Option<i64>,
+}
+
+impl Plan {
+    /// Whether a step is held back only by the operator-wide Job cap, which no event of this run
+    /// lifts (the caller must re-check on a timer).
+    pub fn held_by_job_cap(&self) -> bool {
+        self.held_back.iter().any(|h| h.reason == HoldReason::JobCap)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,6 +201,8 @@ impl<'a> Planner<'a> {
                 launch: Vec::new(),
                 delete: Vec::new(),
                 transitions: Vec::new(),
+                held_back: Vec::new(),
+                refused: Vec::new(),
                 outcome: None,
                 recheck_after_seconds: None,
             },
@@ -178,6 +242,7 @@ impl<'a> Planner<'a> {
         status.started_at = Some(self.input.now.clone());
         status.finished_at = None;
         status.exit_code = None;
+        status.next_attempt_at = None;
         self.set_phase(i, StepPhase::Running);
         self.plan.launch.push(Launch {
             step: i,
@@ -205,16 +270,22 @@ impl<'a> Planner<'a> {
         });
     }
 
+    fn recheck_after(&mut self, seconds: i64) {
+        let soonest = self.plan.recheck_after_seconds.map_or(seconds, |r| r.min(seconds));
+        self.plan.recheck_after_seconds = Some(soonest.max(1));
+    }
+
     fn observe_running(&mut self) {
         for i in 0..self.steps.len() {
             if self.steps[i].phase != StepPhase::Running {
                 continue;
             }
             match self.job_state(i) {
-                JobState::Active => {}
+                JobState::Active => self.pod_runs(i),
                 JobState::Missing => self.relaunch_if_lost(i),
                 JobState::Succeeded { finished_at, exit_code } => {
                     self.steps[i].exit_code = exit_code.or(Some(0));
+                    self.steps[i].create_refusals = 0;
                     self.finish_step(i, StepPhase::Succeeded, finished_at, None);
                 }
                 JobState::Failed {
@@ -223,22 +294,78 @@ impl<'a> Planner<'a> {
                     message,
                 } => {
                     self.steps[i].exit_code = exit_code;
-                    let attempt = self.steps[i].attempts.max(1);
-                    let limit = self.spec_step(i).retry.as_ref().map_or(0, |r| r.limit);
-                    if attempt - self.steps[i].attempts_before.min(attempt) <= limit {
-                        self.steps[i].message = Some(format!("attempt {attempt} failed: {message}"));
-                        self.launch(i, attempt + 1);
-                    } else {
-                        let message = if attempt > 1 {
-                            format!("attempt {attempt} failed: {message}")
-                        } else {
-                            message
-                        };
-                        self.finish_step(i, StepPhase::Failed, finished_at, Some(message));
-                    }
+                    self.attempt_failed(i, finished_at, message);
                 }
+                JobState::Waiting {
+                    message,
+                    recheck_after_seconds,
+                } => {
+                    if let Some(message) = message {
+                        debug_assert!(message.starts_with(WAITING_PREFIX));
+                        self.steps[i].message = Some(message);
+                    }
+                    self.recheck_after(recheck_after_seconds);
+                }
+                JobState::CannotStart { message } => {
+                    if let Some(job) = self.steps[i].job_name.clone() {
+                        self.plan.delete.push(job);
+                    }
+                    self.steps[i].exit_code = None;
+                    self.attempt_failed(i, None, message);
+                }
+                JobState::Refused { message, permanent } => self.create_refused(i, message, permanent),
             }
         }
+    }
+
+    /// The step's pod runs: a message about waiting for it no longer applies.
+    fn pod_runs(&mut self, i: usize) {
+        let status = &mut self.steps[i];
+        status.create_refusals = 0;
+        if status.message.as_deref().is_some_and(|m| m.starts_with(WAITING_PREFIX)) {
+            status.message = None;
+        }
+    }
+
+    /// Retries the step as a new attempt while its `retry.limit` allows, else fails it.
+    fn attempt_failed(&mut self, i: usize, finished_at: Option<Time>, message: String) {
+        let attempt = self.steps[i].attempts.max(1);
+        let limit = self.spec_step(i).retry.as_ref().map_or(0, |r| r.limit);
+        if attempt - self.steps[i].attempts_before.min(attempt) <= limit {
+            self.steps[i].message = Some(format!("attempt {attempt} failed: {message}"));
+            self.launch(i, attempt + 1);
+        } else {
+            let message = if attempt > 1 {
+                format!("attempt {attempt} failed: {message}")
+            } else {
+                message
+            };
+            self.finish_step(i, StepPhase::Failed, finished_at, Some(message));
+        }
+    }
+
+    /// A create of the step's Job was refused: the attempt never existed.
+    fn create_refused(&mut self, i: usize, message: String, permanent: bool) {
+        self.plan.refused.push((i, message.clone(), permanent));
+        let job = self.steps[i].job_name.take().unwrap_or_default();
+        if permanent {
+            let message = format!("the API server refused Job {job}: {message}");
+            self.finish_step(i, StepPhase::Failed, None, Some(message));
+            return;
+        }
+        let status = &mut self.steps[i];
+        status.attempts = status.attempts.saturating_sub(1);
+        status.started_at = None;
+        status.create_refusals += 1;
+        let delay = refusal_backoff_seconds(status.create_refusals);
+        let due = Time(self.input.now.0 + jiff::SignedDuration::from_secs(delay));
+        status.message = Some(format!(
+            "{WAITING_PREFIX}to create Job {job}: refused (try {}, next in {delay}s): {message}",
+            status.create_refusals
+        ));
+        status.next_attempt_at = Some(due);
+        self.set_phase(i, StepPhase::Pending);
+        self.recheck_after(delay);
     }
 
     fn relaunch_if_lost(&mut self, i: usize) {
@@ -247,8 +374,7 @@ impl<'a> Planner<'a> {
         let waited = launched_at.map_or(i64::MAX, |t| self.input.now.0.duration_since(t).as_secs());
         let remaining = self.input.missing_job_grace_seconds - waited;
         if remaining > 0 {
-            let soonest = self.plan.recheck_after_seconds.map_or(remaining, |r| r.min(remaining));
-            self.plan.recheck_after_seconds = Some(soonest);
+            self.recheck_after(remaining);
             return;
         }
         let (attempt, job_name) = (status.attempts.max(1), status.job_name.clone());
@@ -296,12 +422,32 @@ impl<'a> Planner<'a> {
                 self.finish_step(i, StepPhase::Skipped, None, Some(reason));
                 continue;
             }
-            let ready = deps.iter().all(|&d| self.steps[d].phase.is_terminal());
-            if ready && slots > 0 && budget > 0 {
-                slots -= 1;
-                budget -= 1;
-                let next_attempt = self.steps[i].attempts + 1;
-                self.launch(i, next_attempt);
+            if !deps.iter().all(|&d| self.steps[d].phase.is_terminal()) {
+                continue;
+            }
+            let hold = if let Some(due) = self.steps[i]
+                .next_attempt_at
+                .clone()
+                .filter(|due| due.0 > self.input.now.0)
+            {
+                let wait = due.0.duration_since(self.input.now.0).as_secs().max(1);
+                self.recheck_after(wait);
+                Some(HoldReason::NotBefore(due))
+            } else if slots == 0 {
+                Some(HoldReason::MaxActiveSteps)
+            } else if budget == 0 {
+                Some(HoldReason::JobCap)
+            } else {
+                None
+            };
+            match hold {
+                Some(reason) => self.plan.held_back.push(Held { step: i, reason }),
+                None => {
+                    slots -= 1;
+                    budget -= 1;
+                    let next_attempt = self.steps[i].attempts + 1;
+                    self.launch(i, next_attempt);
+                }
             }
         }
     }

@@ -1,0 +1,150 @@
+//! Observing a run's step Jobs: the state of each Running step's Job, from the Job cache, and
+//! for Jobs whose pod is not running after a while, from the pod and its Events
+//! (classified by [`engine::pod_start`]).
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::ListParams;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+
+use crate::api::{DagRun, StepPhase};
+use crate::engine::plan::JobState;
+use crate::engine::pod_start::{self, PodView, StartView};
+
+use super::super::{Context, events, job_state};
+
+/// A Job without a ready pod is left alone this long (seconds) before its pod is inspected:
+/// most pods start well within it, so healthy runs cost no extra reads.
+const INSPECT_AFTER_SECONDS: i64 = 10;
+
+/// The state of every Job the run's Running steps point at.
+pub async fn step_jobs(ctx: &Context, run: &DagRun) -> HashMap<String, JobState> {
+    let mut observed = HashMap::new();
+    let Some(status) = &run.status else {
+        return observed;
+    };
+    let namespace = run.namespace().unwrap_or_default();
+    let uid = run.uid().unwrap_or_default();
+    for step in status.steps.iter().filter(|s| s.phase == StepPhase::Running) {
+        let Some(job) = &step.job_name else { continue };
+        let state = match job_state::cached_state(ctx, &namespace, job, &uid) {
+            JobState::Active => not_running_yet(ctx, &namespace, job).await.unwrap_or(JobState::Active),
+            state => job_state::with_pod_details(ctx, &namespace, job, state).await,
+        };
+        observed.insert(job.clone(), state);
+    }
+    observed
+}
+
+/// For an active Job with no ready pod: how long it has waited and, past
+/// [`INSPECT_AFTER_SECONDS`], why its pod is not running. None: the pod runs.
+async fn not_running_yet(ctx: &Context, namespace: &str, name: &str) -> Option<JobState> {
+    let job = ctx.jobs.get(&ObjectRef::new(name).within(namespace))?;
+    let ready = job.status.as_ref().and_then(|s| s.ready).unwrap_or(0);
+    if ready > 0 {
+        return None;
+    }
+    let now = events::now();
+    let created = job.creation_timestamp();
+    let age = created.as_ref().map_or(0, |t| now.0.duration_since(t.0).as_secs());
+    if age < INSPECT_AFTER_SECONDS {
+        return Some(JobState::Waiting {
+            message: None,
+            recheck_after_seconds: INSPECT_AFTER_SECONDS - age,
+        });
+    }
+    let view = start_view(ctx, namespace, &job).await;
+    match view {
+        Ok(view) => Some(pod_start::classify(&view, &now, ctx.config.pod_start_timeout_seconds)),
+        Err(err) => {
+            tracing::warn!(job = %name, %err, "could not read the step's pod");
+            Some(JobState::Waiting {
+                message: None,
+                recheck_after_seconds: pod_start::RECHECK_SECONDS,
+            })
+        }
+    }
+}
+
+async fn start_view(ctx: &Context, namespace: &str, job: &Job) -> Result<StartView, kube::Error> {
+    let name = job.name_any();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let listed = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
+        .await?;
+    let mut views = Vec::new();
+    for pod in &listed.items {
+        let mut view = pod_view(pod);
+        if view.phase == "Pending" && view.unschedulable.is_none() {
+            view.warnings = warnings(ctx, namespace, "Pod", &pod.name_any(), None).await?;
+        }
+        views.push(view);
+    }
+    let create_failures = if views.is_empty() {
+        warnings(ctx, namespace, "Job", &name, Some("FailedCreate"))
+            .await?
+            .into_iter()
+            .map(|(_, message)| message)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(StartView {
+        job_created_at: job.creation_timestamp(),
+        pods: views,
+        create_failures,
+    })
+}
+
+fn pod_view(pod: &Pod) -> PodView {
+    let status = pod.status.as_ref();
+    let unschedulable = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter().find(|c| {
+                c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+            })
+        })
+        .map(|c| c.message.clone().unwrap_or_default());
+    let waiting = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.waiting.as_ref())
+        .map(|w| {
+            (
+                w.reason.clone().unwrap_or_default(),
+                w.message.clone().unwrap_or_default(),
+            )
+        });
+    PodView {
+        phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
+        unschedulable,
+        waiting,
+        warnings: Vec::new(),
+    }
+}
+
+/// Warning Events about object `kind`/`name` (optionally of one reason), newest first.
+async fn warnings(
+    ctx: &Context,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+    reason: Option<&str>,
+) -> Result<Vec<(String, String)>, kube::Error> {
+    let api: Api<Event> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut fields = format!("involvedObject.kind={kind},involvedObject.name={name},type=Warning");
+    if let Some(reason) = reason {
+        fields.push_str(&format!(",reason={reason}"));
+    }
+    let mut listed = api.list(&ListParams::default().fields(&fields)).await?.items;
+    listed.sort_by_key(|e| std::cmp::Reverse(e.last_timestamp.clone().map(|t| t.0)));
+    Ok(listed
+        .into_iter()
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect())
+}

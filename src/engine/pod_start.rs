@@ -1,0 +1,246 @@
+//! Why a step's pod is not running, as Kubernetes reports it, and whether the attempt should be
+//! given up: the classification behind [`JobState::Waiting`] and [`JobState::CannotStart`].
+//!
+//! Rules (bound = the operator's `--pod-start-timeout`, measured from the Job's creation):
+//! - A container waiting with a reason that can never clear (`InvalidImageName`) fails the
+//!   attempt at once.
+//! - A container waiting with an error that may clear (`ErrImagePull`, `ImagePullBackOff`,
+//!   `ErrImageNeverPull`, `CreateContainerConfigError`, `CreateContainerError`,
+//!   `RunContainerError`, ...) waits, showing the reason, and fails the attempt once the bound has
+//!   passed: a pull error that clears within the bound does not fail the step.
+//! - A pod the API server refuses to create (the Job's `FailedCreate` events: quota, Pod Security,
+//!   admission webhooks, a missing ServiceAccount) and a pod stuck creating its container with
+//!   warnings (`FailedMount`, `FailedCreatePodSandBox`, ...) are the same: wait, then fail.
+//! - A pod that is only unschedulable for now waits for capacity with no bound (a step's own
+//!   `timeoutSeconds` still applies); its message says what it waits for.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::plan::{JobState, WAITING_PREFIX};
+
+/// Waiting reasons of a container that can never clear.
+const NEVER_CLEARS: &[&str] = &["InvalidImageName"];
+/// Waiting reasons of a container that is still being set up normally.
+const SETTING_UP: &[&str] = &["ContainerCreating", "PodInitializing"];
+/// How often a waiting step is looked at again (seconds), to show the newest cause and fail it
+/// at the bound.
+pub const RECHECK_SECONDS: i64 = 10;
+/// An unschedulable step's message is refreshed this often (seconds); nothing fails it.
+const CAPACITY_RECHECK_SECONDS: i64 = 60;
+
+/// What the pods of one step Job show, read from the pod status and Events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodView {
+    /// `status.phase`: Pending, Running, Succeeded, Failed.
+    pub phase: String,
+    /// The message of condition `PodScheduled=False` with reason `Unschedulable`.
+    pub unschedulable: Option<String>,
+    /// The first container's `state.waiting` (reason, message).
+    pub waiting: Option<(String, String)>,
+    /// Warning Events of the pod, newest first: (reason, message).
+    pub warnings: Vec<(String, String)>,
+}
+
+/// Everything known about a created step Job whose pod is not running. Messages of
+/// [`JobState::Waiting`] start with [`WAITING_PREFIX`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartView {
+    pub job_created_at: Option<Time>,
+    pub pods: Vec<PodView>,
+    /// Messages of the Job's `FailedCreate` Events, newest first.
+    pub create_failures: Vec<String>,
+}
+
+/// The attempt's state: `Active` when a pod runs (or ran), else `Waiting` or `CannotStart` per
+/// the module rules. `bound_seconds` is the start bound.
+pub fn classify(view: &StartView, now: &Time, bound_seconds: i64) -> JobState {
+    if view
+        .pods
+        .iter()
+        .any(|p| matches!(p.phase.as_str(), "Running" | "Succeeded" | "Failed"))
+    {
+        return JobState::Active;
+    }
+    let age = view
+        .job_created_at
+        .as_ref()
+        .map_or(0, |t| now.0.duration_since(t.0).as_secs().max(0));
+    let Some(pod) = view.pods.first() else {
+        let cause = view
+            .create_failures
+            .first()
+            .map(|m| format!("the pod could not be created: {m}"));
+        return within_bound(cause, age, bound_seconds);
+    };
+    if let Some(message) = &pod.unschedulable {
+        return JobState::Waiting {
+            message: Some(format!("{WAITING_PREFIX}for capacity: {message}")),
+            recheck_after_seconds: CAPACITY_RECHECK_SECONDS,
+        };
+    }
+    match &pod.waiting {
+        Some((reason, message)) if NEVER_CLEARS.contains(&reason.as_str()) => JobState::CannotStart {
+            message: cause(reason, message),
+        },
+        Some((reason, message)) if !SETTING_UP.contains(&reason.as_str()) => {
+            within_bound(Some(cause(reason, message)), age, bound_seconds)
+        }
+        _ => {
+            let warning = pod.warnings.first().map(|(reason, message)| cause(reason, message));
+            within_bound(warning, age, bound_seconds)
+        }
+    }
+}
+
+fn cause(reason: &str, message: &str) -> String {
+    if message.is_empty() {
+        reason.to_string()
+    } else {
+        format!("{reason}: {message}")
+    }
+}
+
+/// Waits while `age` is below the bound; past it, a known cause fails the attempt. Without a
+/// known cause (the Job controller or kubelet is only slow) it keeps waiting.
+fn within_bound(cause: Option<String>, age: i64, bound: i64) -> JobState {
+    match cause {
+        Some(message) if age >= bound => JobState::CannotStart {
+            message: format!("{message} (the pod did not start within {bound}s)"),
+        },
+        message => JobState::Waiting {
+            recheck_after_seconds: (bound - age).clamp(1, RECHECK_SECONDS),
+            message: message.map(|m| format!("{WAITING_PREFIX}for the pod to start ({age}s of {bound}s): {m}")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::Timestamp;
+
+    fn t(secs: i64) -> Time {
+        Time(Timestamp::from_second(1_700_000_000 + secs).unwrap())
+    }
+
+    fn pending(waiting: Option<(&str, &str)>) -> PodView {
+        PodView {
+            phase: "Pending".into(),
+            waiting: waiting.map(|(r, m)| (r.into(), m.into())),
+            ..Default::default()
+        }
+    }
+
+    fn view(pods: Vec<PodView>, create_failures: &[&str]) -> StartView {
+        StartView {
+            job_created_at: Some(t(0)),
+            pods,
+            create_failures: create_failures.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    fn message_of(state: &JobState) -> String {
+        match state {
+            JobState::CannotStart { message } => message.clone(),
+            JobState::Waiting { message, .. } => message.clone().unwrap_or_default(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pull_errors_wait_within_the_bound_then_fail_naming_reason_and_image() {
+        let msg = r#"Back-off pulling image "kubedag.local/no-such-image:9""#;
+        let v = view(vec![pending(Some(("ImagePullBackOff", msg)))], &[]);
+        let early = classify(&v, &t(30), 90);
+        assert!(matches!(early, JobState::Waiting { .. }), "{early:?}");
+        assert!(message_of(&early).contains("ImagePullBackOff"));
+        let late = classify(&v, &t(90), 90);
+        assert!(matches!(late, JobState::CannotStart { .. }), "{late:?}");
+        let m = message_of(&late);
+        assert!(
+            m.contains("ImagePullBackOff") && m.contains("no-such-image:9") && m.contains("90s"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn invalid_image_names_fail_at_once() {
+        let v = view(vec![pending(Some(("InvalidImageName", "bad ref")))], &[]);
+        assert!(matches!(classify(&v, &t(1), 90), JobState::CannotStart { .. }));
+    }
+
+    #[test]
+    fn config_errors_and_refused_pods_fail_after_the_bound() {
+        let config = view(
+            vec![pending(Some((
+                "CreateContainerConfigError",
+                "configmap \"x\" not found",
+            )))],
+            &[],
+        );
+        assert!(message_of(&classify(&config, &t(100), 90)).contains("configmap \"x\" not found"));
+        let refused = view(
+            vec![],
+            &["pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\""],
+        );
+        let waiting = classify(&refused, &t(10), 90);
+        assert!(matches!(waiting, JobState::Waiting { .. }));
+        let failed = classify(&refused, &t(95), 90);
+        assert!(matches!(failed, JobState::CannotStart { .. }));
+        assert!(message_of(&failed).contains("violates PodSecurity"));
+    }
+
+    #[test]
+    fn mount_failures_while_creating_fail_after_the_bound() {
+        let mut pod = pending(Some(("ContainerCreating", "")));
+        pod.warnings = vec![(
+            "FailedMount".into(),
+            "MountVolume.SetUp failed: configmap \"cfg\" not found".into(),
+        )];
+        let v = view(vec![pod], &[]);
+        assert!(matches!(classify(&v, &t(5), 90), JobState::Waiting { .. }));
+        assert!(message_of(&classify(&v, &t(91), 90)).starts_with("FailedMount"));
+    }
+
+    #[test]
+    fn unschedulable_pods_wait_for_capacity_without_a_bound() {
+        let mut pod = pending(None);
+        pod.unschedulable = Some("0/1 nodes are available: 1 Insufficient cpu.".into());
+        let state = classify(&view(vec![pod], &[]), &t(100_000), 90);
+        assert!(matches!(state, JobState::Waiting { .. }));
+        assert!(message_of(&state).starts_with("waiting for capacity: 0/1 nodes"));
+    }
+
+    #[test]
+    fn slow_but_healthy_starts_never_fail() {
+        let none = view(vec![], &[]);
+        assert!(matches!(
+            classify(&none, &t(1000), 90),
+            JobState::Waiting { message: None, .. }
+        ));
+        let creating = view(vec![pending(Some(("ContainerCreating", "")))], &[]);
+        assert!(matches!(
+            classify(&creating, &t(1000), 90),
+            JobState::Waiting { message: None, .. }
+        ));
+        let running = view(
+            vec![PodView {
+                phase: "Running".into(),
+                ..Default::default()
+            }],
+            &[],
+        );
+        assert_eq!(classify(&running, &t(1000), 90), JobState::Active);
+    }
+
+    #[test]
+    fn rechecks_come_no_later_than_the_bound() {
+        let v = view(vec![pending(Some(("ErrImagePull", "x")))], &[]);
+        match classify(&v, &t(85), 90) {
+            JobState::Waiting {
+                recheck_after_seconds, ..
+            } => assert_eq!(recheck_after_seconds, 5),
+            other => panic!("{other:?}"),
+        }
+    }
+}
