@@ -1,13 +1,13 @@
 use thiserror::Error;
 
-/// Errors of one reconcile. Each one retries the reconcile with backoff; none of them is fatal to
-/// the operator or to other runs.
+/// Errors of one reconcile: API calls that failed (not refusals of a step's Job, which the run's
+/// state machine handles). Each one retries the reconcile after 200 ms (a 409 conflict: the
+/// cache was stale) or 5 s (see `run::error_policy`); none of them is fatal to the operator or
+/// to other runs.
 #[derive(Debug, Error)]
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("serialization: {0}")]
-    Json(#[from] serde_json::Error),
     #[error("{0}")]
     Transient(String),
 }
@@ -18,7 +18,6 @@ impl Error {
         match self {
             Error::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
             Error::Kube(_) => "api",
-            Error::Json(_) => "json",
             Error::Transient(_) => "transient",
         }
     }
