@@ -24,11 +24,6 @@ take_lock
 t0=$SECONDS
 
 # --- 1. packages -------------------------------------------------------------
-need_pkgs=()
-need() { # PACKAGE PATH...: need PACKAGE unless all PATHs exist
-  local pkg=$1 p; shift
-  for p in "$@"; do [[ -e $p ]] || { need_pkgs+=("$pkg"); return 0; }; done
-}
 need containerd /usr/bin/containerd /usr/bin/ctr /usr/bin/containerd-shim-runc-v2
 need runc /usr/sbin/runc
 need containernetworking-plugins /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/cni/loopback
@@ -43,14 +38,7 @@ need curl /usr/bin/curl
 need gcc /usr/bin/gcc
 need libc6-dev /usr/lib/x86_64-linux-gnu/libc.a
 need kmod /usr/sbin/modprobe
-if ((${#need_pkgs[@]})); then
-  log "installing apt packages: ${need_pkgs[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  mkdir -p "$E2E_CACHE/logs"
-  apt-get update >"$E2E_CACHE/logs/apt.log" 2>&1 || { tail -20 "$E2E_CACHE/logs/apt.log" >&2; die "apt-get update failed"; }
-  apt-get install -y --no-install-recommends "${need_pkgs[@]}" >>"$E2E_CACHE/logs/apt.log" 2>&1 ||
-    { tail -20 "$E2E_CACHE/logs/apt.log" >&2; die "apt-get install failed"; }
-fi
+install_needed
 [[ -x /usr/bin/busybox ]] || [[ -x /bin/busybox ]] || die "busybox-static is not installed"
 
 # --- 2. binaries and images --------------------------------------------------

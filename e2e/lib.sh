@@ -117,3 +117,30 @@ wait_for() {
     sleep 0.2
   done
 }
+
+# Debian packages: `need PACKAGE PATH...` records PACKAGE unless all PATHs
+# exist; `install_needed` then installs what was recorded (one apt-get run,
+# log in $E2E_CACHE/logs/apt.log). Idempotent: nothing to do costs no apt call.
+NEED_PKGS=()
+need() {
+  local pkg=$1 p; shift
+  for p in "$@"; do [[ -e $p ]] || { NEED_PKGS+=("$pkg"); return 0; }; done
+}
+install_needed() {
+  ((${#NEED_PKGS[@]})) || return 0
+  log "installing apt packages: ${NEED_PKGS[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  mkdir -p "$E2E_CACHE/logs"
+  local apt_log="$E2E_CACHE/logs/apt.log" start=$SECONDS
+  mkdir -p /run/lock
+  # The machine-wide lock: concurrent scripts (cluster-up, build-images) must
+  # not run apt-get at the same time.
+  (
+    flock 8
+    apt-get update >>"$apt_log" 2>&1 || { tail -20 "$apt_log" >&2; die "apt-get update failed"; }
+    apt-get install -y --no-install-recommends "${NEED_PKGS[@]}" >>"$apt_log" 2>&1 ||
+      { tail -20 "$apt_log" >&2; die "apt-get install ${NEED_PKGS[*]} failed"; }
+  ) 8>/run/lock/kubedag-e2e-apt.lock
+  log "installed ${NEED_PKGS[*]} in $((SECONDS - start))s"
+  NEED_PKGS=()
+}
