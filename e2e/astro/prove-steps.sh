@@ -3,7 +3,8 @@
 # manifests/astronomy/30-dag.yaml, exactly as written there (rendered by
 # dag_pod.py: same image, script, mounts, security context, env), as a plain
 # Pod in the restricted namespace astro, in dependency order, on one staged
-# image, then check the catalogue it wrote with oracle.py.
+# image, then check the catalogue it wrote with oracle.py. Runs the unit
+# tests of oracle.py and dag_pod.py first.
 #
 # Usage: e2e/astro/prove-steps.sh [IMAGE-NAME...]   (default: kdg-field-0001)
 #        (IMAGE-NAME without .fits; m13 is the real image: checked for >= 20
@@ -84,6 +85,12 @@ PY
 }
 
 passed=0 failed=0
+# The oracle's and dag_pod.py's own unit tests first.
+if out=$(cd "$ASTRO" && "$PY" -m unittest -q test_oracle.py test_dag_pod.py 2>&1); then
+  echo "PASS unit: $(grep -o 'Ran [0-9]* tests' <<<"$out") (oracle.py, dag_pod.py)"; passed=$((passed + 1))
+else
+  echo "FAIL unit: $(tail -5 <<<"$out")"; failed=$((failed + 1))
+fi
 # The namespace really enforces the restricted standard: a root pod is refused.
 if out=$(k -n "$NS" run pss-probe --image=kubedag.local/astro:1 --restart=Never --dry-run=server 2>&1); then
   echo "FAIL restricted: a pod without a restricted security context was admitted"; failed=$((failed + 1))
