@@ -4,8 +4,11 @@
 #                    kube-controller-manager, kube-scheduler, kubelet,
 #                    kube-proxy, etcd, kubectl)
 #   helm             from e2e/helm
+#   local-path-provisioner
+#                    rancher's dynamic hostPath volume provisioner, from
+#                    e2e/provisioner (run by e2e/provisioner-up.sh)
 #
-# Usage: e2e/build-binaries.sh [cluster|helm|all]   (default: all)
+# Usage: e2e/build-binaries.sh [cluster|helm|provisioner|all]   (default: all)
 # Prints nothing on stdout except, for each binary, "NAME PATH".
 # Binaries land in $KUBEDAG_E2E_CACHE/bin/<name>-<hash>/ where <hash> covers the
 # module's go.mod, go.sum, *.go, the Go version and this script's build
@@ -84,4 +87,11 @@ if [[ $what == helm || $what == all ]] && [[ -d $E2E_SRC/helm ]]; then
   hmod=helm.sh/helm/v${hv:1:1}
   ld="-s -w -X $hmod/internal/version.version=$hv -X $hmod/internal/version.gitTreeState=clean"
   build helm "$E2E_SRC/helm" "$hmod/cmd/helm" "$ld"
+fi
+
+if [[ $what == provisioner || $what == all ]]; then
+  pmod=github.com/rancher/local-path-provisioner
+  pv=$(module_version "$E2E_SRC/provisioner" "$pmod")
+  [[ -n $pv ]] || die "cannot read the $pmod version from e2e/provisioner/go.mod"
+  build local-path-provisioner "$E2E_SRC/provisioner" "$pmod" "-s -w -X main.VERSION=$pv"
 fi

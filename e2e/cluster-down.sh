@@ -75,7 +75,9 @@ stop_component() { # NAME GRACE
   kill_wait "$2" $pids
 }
 
-# Node side first so nothing restarts pods while we tear them down.
+# The volume provisioner first (it creates helper pods), then the node side so
+# nothing restarts pods while we tear them down.
+stop_component "$PROVISIONER_BIN_NAME" 3
 stop_component kubelet 5
 stop_component kube-proxy 3
 # Pod containers: kill every process in the kubepods cgroups.

@@ -14,6 +14,8 @@
 #      /var/lib/kubedag-e2e) and start etcd, kube-apiserver,
 #      kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy
 #   5. wait for the node to be Ready and the default ServiceAccount to exist
+#   6. (also when already healthy) start the dynamic volume provisioner and
+#      the default StorageClass local-path (e2e/provisioner-up.sh)
 # The last two lines on stdout are
 #   export PATH=/var/lib/kubedag-e2e/bin:$PATH
 #   export KUBECONFIG=/var/lib/kubedag-e2e/kubeconfig
@@ -24,11 +26,6 @@ take_lock
 t0=$SECONDS
 
 # --- 1. packages -------------------------------------------------------------
-need_pkgs=()
-need() { # PACKAGE PATH...: need PACKAGE unless all PATHs exist
-  local pkg=$1 p; shift
-  for p in "$@"; do [[ -e $p ]] || { need_pkgs+=("$pkg"); return 0; }; done
-}
 need containerd /usr/bin/containerd /usr/bin/ctr /usr/bin/containerd-shim-runc-v2
 need runc /usr/sbin/runc
 need containernetworking-plugins /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/cni/loopback
@@ -43,14 +40,7 @@ need curl /usr/bin/curl
 need gcc /usr/bin/gcc
 need libc6-dev /usr/lib/x86_64-linux-gnu/libc.a
 need kmod /usr/sbin/modprobe
-if ((${#need_pkgs[@]})); then
-  log "installing apt packages: ${need_pkgs[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  mkdir -p "$E2E_CACHE/logs"
-  apt-get update >"$E2E_CACHE/logs/apt.log" 2>&1 || { tail -20 "$E2E_CACHE/logs/apt.log" >&2; die "apt-get update failed"; }
-  apt-get install -y --no-install-recommends "${need_pkgs[@]}" >>"$E2E_CACHE/logs/apt.log" 2>&1 ||
-    { tail -20 "$E2E_CACHE/logs/apt.log" >&2; die "apt-get install failed"; }
-fi
+install_needed
 [[ -x /usr/bin/busybox ]] || [[ -x /bin/busybox ]] || die "busybox-static is not installed"
 
 # --- 2. binaries and images --------------------------------------------------
@@ -96,6 +86,7 @@ healthy() {
 }
 if healthy; then
   log "cluster already running and healthy"
+  "$E2E_SRC/provisioner-up.sh"
   print_exports
   exit 0
 fi
@@ -360,14 +351,6 @@ iptables:
 YAML
 
 # --- start -------------------------------------------------------------------
-# start NAME CMD...: run CMD in its own session, log to logs/NAME.log, PID file.
-start() {
-  local name=$1; shift
-  [[ -f $LOGS/$name.log ]] && mv -f "$LOGS/$name.log" "$LOGS/$name.log.prev"
-  # fd 9 is the cluster-up lock: the daemons must not inherit it.
-  setsid "$@" </dev/null >"$LOGS/$name.log" 2>&1 9>&- &
-  echo $! >"$RUN/$name.pid"
-}
 check_running() { # NAME
   pid_alive "$RUN/$1.pid" || { tail -25 "$LOGS/$1.log" >&2; die "$1 exited (log: $LOGS/$1.log)"; }
 }
@@ -382,16 +365,16 @@ wait_running() { # SECONDS NAME DESCRIPTION CMD...
 }
 S="$E2E_DIR/sbin"
 log "starting etcd and containerd"
-start etcd "$S/etcd" --name=kubedag-e2e --data-dir="$E2E_DIR/etcd" \
+start_daemon etcd "$S/etcd" --name=kubedag-e2e --data-dir="$E2E_DIR/etcd" \
   --listen-client-urls=http://127.0.0.1:2379 --advertise-client-urls=http://127.0.0.1:2379 \
   --listen-peer-urls=http://127.0.0.1:2380 --initial-advertise-peer-urls=http://127.0.0.1:2380 \
   --initial-cluster=kubedag-e2e=http://127.0.0.1:2380 --listen-metrics-urls=http://127.0.0.1:2381 \
   --unsafe-no-fsync=true --quota-backend-bytes=4294967296 --log-level=warn
-start containerd containerd --config "$E2E_DIR/containerd/config.toml"
+start_daemon containerd containerd --config "$E2E_DIR/containerd/config.toml"
 wait_running 30 etcd "etcd health" curl -sf http://127.0.0.1:2381/health
 
 log "starting kube-apiserver"
-start kube-apiserver "$S/kube-apiserver" \
+start_daemon kube-apiserver "$S/kube-apiserver" \
   --advertise-address="$NODE_IP" --bind-address=0.0.0.0 --secure-port="$APISERVER_PORT" \
   --etcd-servers=http://127.0.0.1:2379 \
   --service-cluster-ip-range="$SERVICE_CIDR" \
@@ -432,7 +415,7 @@ wait_running 90 kube-apiserver "kube-apiserver /readyz" api_ready
 log "kube-apiserver ready after $((SECONDS - t0))s"
 
 log "starting kube-controller-manager, kube-scheduler, kubelet, kube-proxy"
-start kube-controller-manager "$S/kube-controller-manager" \
+start_daemon kube-controller-manager "$S/kube-controller-manager" \
   --kubeconfig="$E2E_DIR/etc/controller-manager.kubeconfig" \
   --authentication-kubeconfig="$E2E_DIR/etc/controller-manager.kubeconfig" \
   --authorization-kubeconfig="$E2E_DIR/etc/controller-manager.kubeconfig" \
@@ -450,19 +433,19 @@ start kube-controller-manager "$S/kube-controller-manager" \
   --concurrent-job-syncs=50 \
   --flex-volume-plugin-dir="$E2E_DIR/kubelet-plugins" \
   --profiling=false
-start kube-scheduler "$S/kube-scheduler" \
+start_daemon kube-scheduler "$S/kube-scheduler" \
   --config="$E2E_DIR/etc/scheduler.yaml" \
   --authentication-kubeconfig="$E2E_DIR/etc/scheduler.kubeconfig" \
   --authorization-kubeconfig="$E2E_DIR/etc/scheduler.kubeconfig" \
   --bind-address=127.0.0.1
-start kubelet "$S/kubelet" \
+start_daemon kubelet "$S/kubelet" \
   --config="$E2E_DIR/etc/kubelet.yaml" \
   --kubeconfig="$E2E_DIR/etc/kubelet.kubeconfig" \
   --root-dir="$KUBELET_ROOT" \
   --cert-dir="$KUBELET_ROOT/pki" \
   --hostname-override="$NODE_NAME" \
   --node-ip="$NODE_IP"
-start kube-proxy "$S/kube-proxy" --config="$E2E_DIR/etc/kube-proxy.yaml"
+start_daemon kube-proxy "$S/kube-proxy" --config="$E2E_DIR/etc/kube-proxy.yaml"
 
 # --- 5. wait -----------------------------------------------------------------
 node_ready() {
@@ -473,5 +456,7 @@ wait_running 120 kubelet "node $NODE_NAME Ready" node_ready
 check_running kube-proxy
 wait_running 60 kube-controller-manager "the default ServiceAccount" kubectl_admin -n default get serviceaccount default
 for d in "${DAEMONS[@]}"; do check_running "$d"; done
+# Dynamic volume provisioning (default StorageClass local-path).
+"$E2E_SRC/provisioner-up.sh"
 log "cluster up in $((SECONDS - t0))s (state: $E2E_DIR, logs: $LOGS)"
 print_exports

@@ -45,6 +45,10 @@ DAEMONS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd k
 
 # The multi-call binary's name; every cluster process runs it (or containerd).
 CLUSTER_BIN_NAME=kubedag-cluster
+# The dynamic volume provisioner, a host daemon started after the cluster is
+# up (e2e/provisioner-up.sh); its volumes live in $LOCAL_PATH_DIR.
+PROVISIONER_BIN_NAME=local-path-provisioner
+LOCAL_PATH_DIR="$E2E_DIR/local-path/volumes"
 
 # Serialise cluster-up / cluster-down runs machine-wide (a nested call made by
 # the holder passes through).
@@ -74,7 +78,7 @@ our_component() {
   argv0=${args[0]##*/}
   # Cheap filter first (no fork): only these argv[0]s can be ours.
   case $argv0 in
-    "$CLUSTER_BIN_NAME"*|etcd|kube-*|kubelet|containerd|containerd-shim*) ;;
+    "$CLUSTER_BIN_NAME"*|etcd|kube-*|kubelet|containerd|containerd-shim*|"$PROVISIONER_BIN_NAME") ;;
     *) return 0 ;;
   esac
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0
@@ -83,6 +87,8 @@ our_component() {
     "$CLUSTER_BIN_NAME"*)
       [[ $argv0 == "$CLUSTER_BIN_NAME"* ]] && argv0=${args[1]:-}
       case $argv0 in kubectl|helm|"") ;; *) echo "$argv0" ;; esac ;;
+    "$PROVISIONER_BIN_NAME")
+      [[ " ${args[*]} " == *" $E2E_DIR/local-path/config.json "* ]] && echo "$PROVISIONER_BIN_NAME" ;;
     containerd)
       [[ " ${args[*]} " == *" $E2E_DIR/containerd/config.toml "* ]] && echo containerd ;;
     containerd-shim*)
@@ -105,6 +111,17 @@ pid_alive() {
   [[ $(our_component "$pid") == "$name" ]]
 }
 
+# start_daemon NAME CMD...: run CMD in its own session, stdin /dev/null, log to
+# logs/NAME.log (the previous one kept as NAME.log.prev), PID in run/NAME.pid.
+start_daemon() {
+  local name=$1; shift
+  mkdir -p "$LOGS" "$RUN"
+  [[ -f $LOGS/$name.log ]] && mv -f "$LOGS/$name.log" "$LOGS/$name.log.prev"
+  # fd 9 is the cluster-up lock: the daemons must not inherit it.
+  setsid "$@" </dev/null >"$LOGS/$name.log" 2>&1 9>&- &
+  echo $! >"$RUN/$name.pid"
+}
+
 # wait_for SECONDS DESCRIPTION CMD... : poll CMD every 0.2 s.
 wait_for() {
   local timeout=$1 what=$2; shift 2
@@ -116,4 +133,31 @@ wait_for() {
     fi
     sleep 0.2
   done
+}
+
+# Debian packages: `need PACKAGE PATH...` records PACKAGE unless all PATHs
+# exist; `install_needed` then installs what was recorded (one apt-get run,
+# log in $E2E_CACHE/logs/apt.log). Idempotent: nothing to do costs no apt call.
+NEED_PKGS=()
+need() {
+  local pkg=$1 p; shift
+  for p in "$@"; do [[ -e $p ]] || { NEED_PKGS+=("$pkg"); return 0; }; done
+}
+install_needed() {
+  ((${#NEED_PKGS[@]})) || return 0
+  log "installing apt packages: ${NEED_PKGS[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  mkdir -p "$E2E_CACHE/logs"
+  local apt_log="$E2E_CACHE/logs/apt.log" start=$SECONDS
+  mkdir -p /run/lock
+  # The machine-wide lock: concurrent scripts (cluster-up, build-images) must
+  # not run apt-get at the same time.
+  (
+    flock 8
+    apt-get update >>"$apt_log" 2>&1 || { tail -20 "$apt_log" >&2; die "apt-get update failed"; }
+    apt-get install -y --no-install-recommends "${NEED_PKGS[@]}" >>"$apt_log" 2>&1 ||
+      { tail -20 "$apt_log" >&2; die "apt-get install ${NEED_PKGS[*]} failed"; }
+  ) 8>/run/lock/kubedag-e2e-apt.lock
+  log "installed ${NEED_PKGS[*]} in $((SECONDS - start))s"
+  NEED_PKGS=()
 }

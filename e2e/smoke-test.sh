@@ -14,6 +14,11 @@
 #   job-gc           deleting a Job (propagationPolicy Background) garbage-collects its pods
 #   apiserver-to-pod the API server reaches a pod through its Service (service proxy)
 #   host-to-service  the host reaches a ClusterIP Service and a pod IP
+#   pvc-dynamic      a PVC with no storageClassName gets the default class
+#                    (local-path), waits Pending until a pod uses it
+#                    (WaitForFirstConsumer), is provisioned and bound; a
+#                    non-root pod writes a file, a second pod reads it back;
+#                    deleting the PVC deletes its PV and the directory on the node
 # The last line is "N passed, M failed"; the exit code is non-zero if any failed.
 set -uo pipefail
 
@@ -171,5 +176,63 @@ else
   fail apiserver-to-pod "pod web not Ready in 90s"
   fail host-to-service "pod web not Ready in 90s"
 fi
+
+# (g) pvc-dynamic
+pvc_pod() { # NAME COMMAND: a non-root pod with PVC "data" at /data
+  cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $1
+  namespace: $NS
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsNonRoot: true, runAsUser: 65534, runAsGroup: 65534, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: main
+    image: $IMAGE
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "$2"]
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: data}
+YAML
+}
+pod_phase() { k -n "$NS" get pod "$1" -o jsonpath='{.status.phase}' 2>/dev/null; }
+is_succeeded() { [[ $(pod_phase "$1") == Succeeded ]]; }
+pvc_field() { k -n "$NS" get pvc data -o "jsonpath=$1" 2>/dev/null; }
+pvc_check() {
+  k -n "$NS" apply -f - >/dev/null <<YAML || { echo "cannot create PVC data"; return 1; }
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: $NS}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Mi}}
+YAML
+  sleep 2
+  local sc phase pv dir out
+  sc=$(pvc_field '{.spec.storageClassName}') phase=$(pvc_field '{.status.phase}')
+  [[ $sc == local-path ]] || { echo "PVC got storageClassName '$sc', not the default local-path"; return 1; }
+  [[ $phase == Pending ]] || { echo "PVC is '$phase' before any pod uses it (want Pending: WaitForFirstConsumer)"; return 1; }
+  pvc_pod writer 'echo written-by-$(id -u) > /data/f && cat /data/f' | k apply -f - >/dev/null
+  poll 90 is_succeeded writer || { echo "writer pod is '$(pod_phase writer)' after 90s, PVC '$(pvc_field '{.status.phase}')'"; return 1; }
+  pvc_pod reader 'cat /data/f' | k apply -f - >/dev/null
+  poll 60 is_succeeded reader || { echo "reader pod is '$(pod_phase reader)' after 60s"; return 1; }
+  out=$(k -n "$NS" logs reader 2>&1)
+  [[ $out == written-by-65534 ]] || { echo "reader read '$out', want 'written-by-65534'"; return 1; }
+  pv=$(pvc_field '{.spec.volumeName}')
+  dir=$(k get pv "$pv" -o jsonpath='{.spec.hostPath.path}{.spec.local.path}' 2>/dev/null)
+  [[ -n $dir && -f $dir/f ]] || { echo "PV $pv: no file f in its node directory '$dir'"; return 1; }
+  k -n "$NS" delete pod writer reader --wait=true >/dev/null 2>&1
+  k -n "$NS" delete pvc data --wait=true >/dev/null 2>&1
+  pv_gone() { ! k get pv "$pv" >/dev/null 2>&1 && [[ ! -e $dir ]]; }
+  poll 60 pv_gone || { echo "PV $pv or its directory $dir still exists 60s after deleting the PVC"; return 1; }
+  echo "PVC Pending until used, bound to $pv (local-path, $dir); uid 65534 wrote, a second pod read; PV and directory deleted with the PVC"
+}
+if msg=$(pvc_check 2>&1); then pass pvc-dynamic "$msg"; else fail pvc-dynamic "$(echo "$msg" | tail -1)"; fi
 
 finish
