@@ -3,9 +3,13 @@
 //! - [`api`] holds the `Dag` and `DagRun` custom resources.
 //! - [`engine`] holds the pure core (params and hash, validation, planner).
 //! - [`controller`] holds reconcilers, Jobs, status, events, metrics.
+//! - [`admission`] holds the validating webhook.
+//! - [`runtime`] holds the operator process: wiring, servers, leader election.
+//! - [`cli`] holds `kubectl dag`.
 
 pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod engine;
+pub mod runtime;

@@ -8,8 +8,9 @@ use kubedag::admission::registration::{Endpoint, Registration};
 use kubedag::admission::server::{CertSource, WebhookOptions, install_crypto_provider};
 use std::sync::Arc;
 
-use kubedag::controller::server::{self, Health};
-use kubedag::controller::{self, Caps, EventLevel, OperatorConfig, leader};
+use kubedag::controller::{self, Caps, EventLevel, OperatorConfig};
+use kubedag::runtime::server::{self, Health};
+use kubedag::runtime::{self, leader};
 
 #[derive(Parser)]
 #[command(
@@ -206,7 +207,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tokio::spawn(leader::exit_on_loss(leading));
             }
             tokio::select! {
-                () = controller::run(client, config, health, instance, webhook) => Ok(()),
+                () = runtime::run(client, config, health, instance, webhook) => Ok(()),
                 served = server => Err(format!("metrics server stopped: {served:?}").into()),
             }
         }

@@ -212,3 +212,101 @@ impl Gate {
         wake
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DagRef, DagRunSpec, DagRunStatus};
+    use kube::runtime::reflector::{self, store::Writer};
+    use kube::runtime::watcher;
+    use proptest::prelude::*;
+
+    fn run(name: &str, created_second: i64, revision: u64, phase: Option<RunPhase>) -> DagRun {
+        let mut run = DagRun::new(
+            name,
+            DagRunSpec {
+                dag_ref: DagRef { name: "d".into() },
+                ..Default::default()
+            },
+        );
+        run.metadata.namespace = Some("ns".into());
+        run.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::from_second(1_700_000_000 + created_second).unwrap(),
+        ));
+        run.metadata.resource_version = Some(revision.to_string());
+        run.status = phase.map(|phase| DagRunStatus {
+            phase,
+            creation_revision: Some(revision.to_string()),
+            ..Default::default()
+        });
+        run
+    }
+
+    fn put(writer: &mut Writer<DagRun>, run: &DagRun) {
+        writer.apply_watcher_event(&watcher::Event::Apply(run.clone()));
+    }
+
+    #[test]
+    fn within_one_second_the_creation_revision_decides_not_the_name() {
+        let (store, mut writer) = reflector::store();
+        // Same second; "b" was created first (lower revision), "a" after it.
+        let a = run("a", 0, 20, None);
+        let b = run("b", 0, 10, Some(RunPhase::Queued));
+        put(&mut writer, &a);
+        put(&mut writer, &b);
+        let gate = Gate::new(Caps::default());
+        assert!(matches!(
+            gate.admit_run(&store, &a, 1),
+            Admission::Queue { position: 2, .. }
+        ));
+        assert_eq!(gate.admit_run(&store, &b, 1), Admission::Start);
+        let finished = run("done", -5, 1, Some(RunPhase::Succeeded));
+        assert_eq!(
+            gate.next_in_line(&store, &finished, 2),
+            vec![ObjectRef::from_obj(&b), ObjectRef::from_obj(&a)]
+        );
+    }
+
+    proptest! {
+        /// Whatever order runs ask in and finish in, never more than `maxActiveRuns` run at once,
+        /// a run starts only while the runs created before it that still wait fit in the free
+        /// slots beside it, and with one slot they start exactly in creation order.
+        #[test]
+        fn queued_runs_start_in_fifo_order_within_max_active_runs(
+            count in 2usize..12,
+            max in 1u32..4,
+            asks in proptest::collection::vec(any::<u16>(), 1..200),
+        ) {
+            let (store, mut writer) = reflector::store();
+            let mut runs: Vec<DagRun> = (0..count)
+                .map(|i| run(&format!("r{}", count - i), (i / 3) as i64, 100 + i as u64, Some(RunPhase::Queued)))
+                .collect();
+            for r in &runs {
+                put(&mut writer, r);
+            }
+            let gate = Gate::new(Caps::default());
+            let mut started = Vec::new();
+            for ask in asks {
+                let i = ask as usize % count;
+                let phase = runs[i].status.as_ref().unwrap().phase;
+                if phase == RunPhase::Running && ask % 3 == 0 {
+                    runs[i].status.as_mut().unwrap().phase = RunPhase::Succeeded;
+                } else if phase == RunPhase::Queued && gate.admit_run(&store, &runs[i], max) == Admission::Start {
+                    let phase_of = |r: &DagRun| r.status.as_ref().unwrap().phase;
+                    let running = runs.iter().filter(|r| phase_of(r) == RunPhase::Running).count();
+                    let waiting_ahead = runs[..i].iter().filter(|r| phase_of(r) == RunPhase::Queued).count();
+                    prop_assert!(running + waiting_ahead < max as usize, "run {} jumped the queue", i);
+                    runs[i].status.as_mut().unwrap().phase = RunPhase::Running;
+                    started.push(i);
+                }
+                put(&mut writer, &runs[i]);
+                let running = runs.iter().filter(|r| r.status.as_ref().unwrap().phase == RunPhase::Running).count();
+                prop_assert!(running <= max as usize);
+            }
+            if max == 1 {
+                let in_order: Vec<usize> = (0..started.len()).collect();
+                prop_assert_eq!(started, in_order);
+            }
+        }
+    }
+}

@@ -1,13 +1,23 @@
-//! The Kubernetes side of kubedag: reconcilers for `DagRun` and `Dag`, the Jobs they launch,
-//! status writes, events and metrics.
+//! The Kubernetes side of kubedag: it observes runs, their Jobs and claims, hands the facts to
+//! the pure state machine (`engine::run`), and applies what it decides.
 //!
-//! Data flows one way: watch event -> load run + its Jobs from the caches -> `engine::plan` ->
-//! apply the actions (create/delete Jobs) -> write status.
+//! File map (imports only go down this list, never up or around in a circle):
+//! - `run/`: the DagRun reconcile, top to bottom: `observe` (step Jobs, pods), `apply` (Job
+//!   creates/deletes), `react` (events and reactions), and `mod.rs` tying them together;
+//! - `dag_reconciler`: a Dag's `Valid` condition, counts and the history limit;
+//! - `claim`: the atomic duplicate claim (a Lease per Dag + paramHash);
+//! - `gate`: queue admission (maxActiveRuns FIFO, operator caps) and the Job budget;
+//! - `job_builder`: the Job of one step attempt; `job_state`: a Job read back;
+//! - `status`: the status write; `events`: Kubernetes Events; `metrics`: Prometheus metrics;
+//! - `context`: shared state and settings; `own_writes`, `completions`: small caches;
+//! - `error`: the reconcile error.
+//!
+//! The process around them (caches, controllers, servers, leader election) is `crate::runtime`.
 //!
 //! Invariants (see also `engine`):
 //! 1. Reconcile is level-triggered and idempotent: everything is derived from the DagRun (spec,
 //!    status) and the Jobs it owns, never from process memory. Killing the operator at any instant
-//!    loses nothing.
+//!    loses nothing. (Process memory only caches: `gate`, `own_writes`, `released_claims`.)
 //! 2. Every object the operator creates has a deterministic name; AlreadyExists means "already done".
 //! 3. A step is launched only after all its dependencies reached a terminal phase; at most once per attempt.
 //! 4. A run executes the Dag spec captured in its status when it started.
@@ -20,22 +30,21 @@
 mod claim;
 mod completions;
 mod context;
-mod dag_reconciler;
+pub(crate) mod dag_reconciler;
 mod error;
 mod events;
 mod gate;
 mod job_builder;
 mod job_state;
-pub mod leader;
 pub mod metrics;
-mod operator;
 mod own_writes;
-mod run;
-pub mod server;
+pub(crate) mod run;
 mod status;
 
+pub(crate) use completions::Completions;
 pub use context::{Context, DEFAULT_CONCURRENCY, DEFAULT_POD_START_TIMEOUT_SECONDS, OperatorConfig};
 pub use error::Error;
 pub use events::EventLevel;
 pub use gate::Caps;
-pub use operator::run;
+pub(crate) use gate::Gate;
+pub(crate) use metrics::Metrics;

@@ -14,12 +14,10 @@ use kube::{Api, Client, Resource};
 use crate::admission::{self, server::WebhookOptions, server::WebhookState};
 use crate::api::{Dag, DagRun, labels};
 
-use super::completions::Completions;
-use super::gate::Gate;
-use super::metrics::Metrics;
-use super::run::{self, Lane};
+use crate::controller::run::{self, Lane};
+use crate::controller::{Completions, Context, Gate, Metrics, OperatorConfig, dag_reconciler};
+
 use super::server::Health;
-use super::{Context, OperatorConfig, dag_reconciler};
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
 where

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use super::Context;
+use crate::controller::Context;
 
 /// Set once this replica leads and its caches are synced.
 #[derive(Default)]
