@@ -187,6 +187,13 @@ pub struct StepStatus {
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Machine-readable reason of the phase, e.g. `WhenFalse` for a step skipped by its `when`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The step's declared outputs (undeclared ones are refused), recorded when an attempt
+    /// succeeds; a declared output the step did not write is "".
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -5,6 +5,7 @@
 //! - [`duplicates`] does the duplicate-parameter rule of each `duplicatePolicy`.
 //! - [`graph`] does dependency order of the steps.
 //! - [`naming`] does deterministic names of the objects the operator creates.
+//! - [`outputs`] does parsing of the `NAME=value` lines a step writes to `$KUBEDAG_OUTPUTS`.
 //! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
 //!   into the next actions (launch these attempts, skip those, the run is done).
 //!
@@ -17,6 +18,7 @@
 pub mod duplicates;
 pub mod graph;
 pub mod naming;
+pub mod outputs;
 pub mod params;
 pub mod plan;
 pub mod validate;
