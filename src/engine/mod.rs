@@ -6,6 +6,7 @@
 //! - [`graph`] does dependency order of the steps.
 //! - [`naming`] does deterministic names of the objects the operator creates.
 //! - [`outputs`] does parsing of the `NAME=value` lines a step writes to `$KUBEDAG_OUTPUTS`.
+//! - [`when`] does compiling and evaluating of `steps[].when` CEL conditions.
 //! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
 //!   into the next actions (launch these attempts, skip those, the run is done).
 //!
@@ -22,3 +23,4 @@ pub mod outputs;
 pub mod params;
 pub mod plan;
 pub mod validate;
+pub mod when;
