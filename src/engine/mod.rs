@@ -6,6 +6,8 @@
 //! - [`graph`] does dependency order of the steps.
 //! - [`naming`] does deterministic names of the objects the operator creates.
 //! - [`outputs`] does parsing of the `NAME=value` lines a step writes to `$KUBEDAG_OUTPUTS`.
+//! - [`references`] does finding and checking of `$(steps.S.outputs.N)` and the other ways a step
+//!   reads another's outputs or state, and which steps a step may read.
 //! - [`when`] does compiling and evaluating of `steps[].when` CEL conditions.
 //! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
 //!   into the next actions (launch these attempts, skip those, the run is done).
@@ -22,5 +24,6 @@ pub mod naming;
 pub mod outputs;
 pub mod params;
 pub mod plan;
+pub mod references;
 pub mod validate;
 pub mod when;
