@@ -13,7 +13,8 @@
 //! - a line is `NAME=value`, split at the first `=`; a value is the rest of the line, byte for
 //!   byte (quotes, `$`, `$(..)`, `;`, backslashes, non-ASCII are kept as written);
 //! - a NAME must be declared in `steps[].outputs`; a value is at most [`MAX_VALUE_BYTES`] bytes
-//!   and contains no NUL (it becomes an environment variable or an argument of a dependant);
+//!   and has no control character but tab (it becomes an environment variable or an argument of
+//!   a dependant, and is stored in the run's status);
 //! - the last write of a name wins; a declared output never written is `""`.
 //!
 //! The messages of [`OutputError`] do not name the step: the caller prefixes `step "S": `.
@@ -48,9 +49,11 @@ pub enum OutputError {
     /// A value longer than [`MAX_VALUE_BYTES`].
     #[error("output {name:?} is {bytes} bytes; the limit is {MAX_VALUE_BYTES} bytes")]
     ValueTooLong { name: String, bytes: usize },
-    /// A value containing NUL, which no environment variable or argument can carry.
-    #[error("output {name:?} contains a NUL byte")]
-    Nul { name: String },
+    /// A value containing a control character other than tab (NUL cannot be carried by an env
+    /// var or argument; the others break "one line of text" and inflate the status 6-fold as
+    /// JSON `\u00XX` escapes).
+    #[error("output {name:?} contains the control character {character:?}; a value is one line of text")]
+    ControlCharacter { name: String, character: char },
 }
 
 /// Parses the termination message `text` of a successful attempt against the step's `declared`
@@ -84,8 +87,14 @@ pub fn parse(text: &str, declared: &[String]) -> Result<BTreeMap<String, String>
                 bytes: value.len(),
             });
         }
-        if value.contains('\0') {
-            return Err(OutputError::Nul { name: name.to_string() });
+        if let Some(character) = value
+            .chars()
+            .find(|&c| c.is_ascii_control() && c != '\t' && c != '\x7f')
+        {
+            return Err(OutputError::ControlCharacter {
+                name: name.to_string(),
+                character,
+            });
         }
         *slot = value.to_string();
     }
