@@ -23,7 +23,7 @@ use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue, operators};
 use cel::{Context, Env, Program, Value};
 use serde::Serialize;
 
-use crate::api::{Step, StepPhase, StepStatus};
+use crate::api::{DagSpec, Step, StepPhase, StepStatus};
 
 /// Longest `when` expression accepted, in bytes (keeps evaluation cheap; also in the CRD schema).
 pub const MAX_WHEN_BYTES: usize = 1024;
@@ -94,6 +94,19 @@ impl StepView {
             exit_code: status.and_then(|s| s.exit_code).map_or(NO_EXIT_CODE, i64::from),
         }
     }
+}
+
+/// The `steps` variable of `reader`'s `when`: a [`StepView`] of every step it may read
+/// ([`crate::engine::references::readable`]), given each step's recorded status by name.
+pub fn steps_view<'a>(
+    spec: &DagSpec,
+    reader: &Step,
+    status_of: impl Fn(&str) -> Option<&'a StepStatus>,
+) -> BTreeMap<String, StepView> {
+    crate::engine::references::readable(spec, reader)
+        .into_iter()
+        .map(|(name, step)| (name.to_string(), StepView::of(step, status_of(name))))
+        .collect()
 }
 
 fn phase_name(phase: StepPhase) -> String {

@@ -170,6 +170,36 @@ fn step_view_fills_declared_outputs_and_the_exit_code() {
     assert_eq!((v.phase.as_str(), v.exit_code), ("Skipped", NO_EXIT_CODE));
 }
 
+#[test]
+fn steps_view_holds_exactly_the_readable_steps() {
+    let step = |name: &str, deps: &[&str]| Step {
+        name: name.into(),
+        depends: deps.iter().map(|d| d.to_string()).collect(),
+        outputs: vec!["n".into()],
+        ..Default::default()
+    };
+    let spec = DagSpec {
+        steps: vec![step("a", &[]), step("b", &["a"]), step("c", &["b"]), step("other", &[])],
+        ..Default::default()
+    };
+    let statuses = [StepStatus {
+        name: "a".into(),
+        phase: StepPhase::Succeeded,
+        exit_code: Some(0),
+        outputs: params(&[("n", "5")]),
+        ..Default::default()
+    }];
+    let status_of = |name: &str| statuses.iter().find(|s| s.name == name);
+    let got = steps_view(&spec, &spec.steps[2], status_of);
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(got["a"], view("Succeeded", &[("n", "5")], 0));
+    assert_eq!(got["b"], view("Pending", &[("n", "")], NO_EXIT_CODE));
+    let when = compile("int(steps.a.outputs.n) == 5 && steps.b.phase == 'Pending'").unwrap();
+    assert_eq!(evaluate(&when, &BTreeMap::new(), &got), Ok(true));
+    let when = compile("steps.other.phase == 'Pending'").unwrap();
+    assert!(evaluate(&when, &BTreeMap::new(), &got).unwrap_err().contains("other"));
+}
+
 proptest! {
     /// A param compared with itself is true for any value, quotes and `$` included: values reach
     /// CEL as data, never as code.
