@@ -48,6 +48,11 @@ pub struct DagSpec {
     /// The steps. Order does not matter; `depends` defines the graph.
     #[schemars(length(min = 1))]
     pub steps: Vec<Step>,
+    /// Exit handlers: steps run once every main step is terminal, whatever the outcome (also after
+    /// a cancel). Same fields as steps; they may depend on each other, never on main steps, and
+    /// their names are unique across `steps` and `onExit`. They get env `KUBEDAG_RUN_PHASE`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_exit: Vec<Step>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -138,6 +143,19 @@ pub struct Step {
     /// When true, dependants run even if this step failed, and the run can still succeed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continue_on_failure: bool,
+    /// Names (`[A-Za-z_][A-Za-z0-9_]*`) of the values this step publishes: its container writes
+    /// `NAME=value` lines to the file `$KUBEDAG_OUTPUTS`; a value is at most 1 KiB, the file less
+    /// than 4 KiB. Dependants read them as `$(steps.STEP.outputs.NAME)` in command, args and env
+    /// values, and as `$KUBEDAG_OUTPUT_<STEP>_<NAME>` (upper-cased, `-` -> `_`) in scripts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")))]
+    pub outputs: Vec<String>,
+    /// CEL condition over `params` (map of strings) and `steps` (step name -> {phase, outputs,
+    /// exitCode}) of the steps this one depends on, evaluated once its dependencies are done;
+    /// false skips the step (reason `WhenFalse`) and its dependants still run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub when: Option<String>,
 }
 
 /// How often a failed step is re-run.

@@ -197,6 +197,13 @@ pub struct StepStatus {
     /// Consecutive refusals of this step's Job create that may clear (quota, policy).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub create_refusals: u32,
+    /// Machine-readable reason of the phase, e.g. `WhenFalse` for a step skipped by its `when`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The step's declared outputs (undeclared ones are refused), recorded when an attempt
+    /// succeeds; a declared output the step did not write is "".
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
 }
 
 fn is_zero(n: &u32) -> bool {

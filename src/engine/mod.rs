@@ -5,6 +5,10 @@
 //! - [`duplicates`] does the duplicate-parameter rule of each `duplicatePolicy`.
 //! - [`graph`] does dependency order of the steps.
 //! - [`naming`] does deterministic names of the objects the operator creates.
+//! - [`outputs`] does parsing of the `NAME=value` lines a step writes to `$KUBEDAG_OUTPUTS`.
+//! - [`references`] does finding and checking of `$(steps.S.outputs.N)` and the other ways a step
+//!   reads another's outputs or state, and which steps a step may read.
+//! - [`when`] does compiling and evaluating of `steps[].when` CEL conditions.
 //! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
 //!   into the next actions (launch these attempts, skip those, the run is done).
 //!
@@ -18,9 +22,12 @@ pub mod admit;
 pub mod duplicates;
 pub mod graph;
 pub mod naming;
+pub mod outputs;
 pub mod params;
 pub mod plan;
 pub mod pod_start;
+pub mod references;
 pub mod refusal;
 pub mod run;
 pub mod validate;
+pub mod when;

@@ -6,33 +6,72 @@ use std::fmt;
 
 use crate::api::{ContainerSettings, DagSpec, Step};
 
-use super::graph;
+use super::references::{self, OutputRef, RefError};
+use super::{graph, when};
 
 /// Prefix of the environment variables the operator sets on every step container.
 pub const RESERVED_ENV_PREFIX: &str = "KUBEDAG_";
+
+/// The subject of a step-level error, shown as `step "a"` or `onExit handler "a"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    pub name: String,
+    /// True for an exit handler (`spec.onExit`), false for a main step (`spec.steps`).
+    pub handler: bool,
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.handler { "onExit handler" } else { "step" };
+        write!(f, "{kind} {:?}", self.name)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DagError {
     #[error("spec.steps: the Dag has no steps")]
     NoSteps,
-    #[error("step {step:?}: invalid name: {reason}")]
-    BadStepName { step: String, reason: String },
-    #[error("step {step:?}: duplicate step name")]
-    DuplicateStep { step: String },
-    #[error("step {step:?}: depends on unknown step {dependency:?}")]
-    UnknownDependency { step: String, dependency: String },
-    #[error("steps {}: dependency cycle", .steps.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(" -> "))]
-    Cycle { steps: Vec<String> },
-    #[error("step {step:?}: command/args and script are exclusive; set one")]
-    CommandAndScript { step: String },
-    #[error("step {step:?}: no image: set spec.steps[].image or spec.defaults.image")]
-    NoImage { step: String },
+    #[error("{step}: invalid name: {reason}")]
+    BadStepName { step: Who, reason: String },
+    /// Names are unique across `steps` and `onExit`.
+    #[error("{step}: duplicate step name")]
+    DuplicateStep { step: Who },
+    #[error("{step}: depends on unknown step {dependency:?}")]
+    UnknownDependency { step: Who, dependency: String },
+    #[error("{} {}: dependency cycle", if *.handlers { "onExit handlers" } else { "steps" }, .steps.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(" -> "))]
+    Cycle { steps: Vec<String>, handlers: bool },
+    #[error("{step}: command/args and script are exclusive; set one")]
+    CommandAndScript { step: Who },
+    #[error("{step}: no image: set its image or spec.defaults.image")]
+    NoImage { step: Who },
     #[error("spec.params: invalid parameter name {name:?}: must match [A-Za-z_][A-Za-z0-9_]*")]
     BadParamName { name: String },
     #[error("spec.params: parameter {name:?} declared twice")]
     DuplicateParam { name: String },
-    #[error("step {step:?}: env var {name:?} collides with a parameter or the reserved KUBEDAG_ prefix")]
-    ReservedEnv { step: String, name: String },
+    #[error("spec.params: parameter {name:?} uses the reserved KUBEDAG_ prefix")]
+    ReservedParam { name: String },
+    #[error("{step}: env var {name:?} collides with a parameter or the reserved KUBEDAG_ prefix")]
+    ReservedEnv { step: Who, name: String },
+    #[error("{step}: invalid output name {name:?}: must match [A-Za-z_][A-Za-z0-9_]*")]
+    BadOutputName { step: Who, name: String },
+    #[error("{step}: output {name:?} declared twice")]
+    DuplicateOutput { step: Who, name: String },
+    #[error("{step}: when: {message}")]
+    When { step: Who, message: String },
+    #[error("{step}: {error}")]
+    Reference { step: Who, error: RefError },
+    #[error(
+        "onExit handler {handler:?}: depends on main step {dependency:?}; exit handlers run after every main step and may depend only on other exit handlers"
+    )]
+    HandlerDependsOnStep { handler: String, dependency: String },
+    #[error("step {step:?}: depends on onExit handler {handler:?}; main steps may not depend on exit handlers")]
+    StepDependsOnHandler { step: String, handler: String },
+    #[error("step {:?} output {:?} and step {:?} output {:?} both map to the script variable {env}; rename one", .first.step, .first.output, .second.step, .second.output)]
+    OutputEnvCollision {
+        env: String,
+        first: OutputRef,
+        second: OutputRef,
+    },
 }
 
 /// All problems of a Dag spec, in a stable order.
@@ -48,8 +87,10 @@ impl fmt::Display for DagErrors {
 
 impl std::error::Error for DagErrors {}
 
-/// Checks a Dag spec: step names, uniqueness, dependencies, cycles, command vs script, images,
-/// parameter names and env var collisions.
+/// Checks a Dag spec: step and handler names (unique across both), dependencies (handlers only
+/// on handlers, main steps never on handlers), cycles, command vs script, images, parameter
+/// names, env var collisions, outputs, `when` expressions and every reference to another step's
+/// outputs or state (see [`references`]).
 pub fn validate_dag(spec: &DagSpec) -> Result<(), DagErrors> {
     let mut errors = Vec::new();
     if spec.steps.is_empty() {
@@ -57,34 +98,29 @@ pub fn validate_dag(spec: &DagSpec) -> Result<(), DagErrors> {
     }
     check_params(spec, &mut errors);
     let mut seen = HashSet::new();
-    for step in &spec.steps {
+    for (step, who) in subjects(spec) {
         if let Err(reason) = check_dns_label(&step.name) {
             errors.push(DagError::BadStepName {
-                step: step.name.clone(),
+                step: who.clone(),
                 reason,
             });
         }
         if !seen.insert(step.name.as_str()) {
-            errors.push(DagError::DuplicateStep {
-                step: step.name.clone(),
+            errors.push(DagError::DuplicateStep { step: who.clone() });
+        }
+        check_step_body(spec, step, &who, &mut errors);
+    }
+    check_dependencies(spec, &mut errors);
+    for (steps, handlers) in [(&spec.steps, false), (&spec.on_exit, true)] {
+        if let Err(stuck) = graph::topological_order(steps) {
+            errors.push(DagError::Cycle {
+                steps: graph::find_cycle(steps, &stuck),
+                handlers,
             });
         }
-        check_step_body(spec, step, &mut errors);
     }
-    for step in &spec.steps {
-        for dependency in &step.depends {
-            if !seen.contains(dependency.as_str()) {
-                errors.push(DagError::UnknownDependency {
-                    step: step.name.clone(),
-                    dependency: dependency.clone(),
-                });
-            }
-        }
-    }
-    if let Err(stuck) = graph::topological_order(&spec.steps) {
-        errors.push(DagError::Cycle {
-            steps: graph::find_cycle(&spec.steps, &stuck),
-        });
+    for (env, first, second) in references::env_name_collisions(spec) {
+        errors.push(DagError::OutputEnvCollision { env, first, second });
     }
     if errors.is_empty() {
         Ok(())
@@ -93,11 +129,53 @@ pub fn validate_dag(spec: &DagSpec) -> Result<(), DagErrors> {
     }
 }
 
+/// Main steps then exit handlers, each with the subject its errors name.
+fn subjects(spec: &DagSpec) -> impl Iterator<Item = (&Step, Who)> {
+    let main = spec.steps.iter().map(|s| (s, false));
+    let handlers = spec.on_exit.iter().map(|s| (s, true));
+    main.chain(handlers).map(|(step, handler)| {
+        let name = step.name.clone();
+        (step, Who { name, handler })
+    })
+}
+
+fn check_dependencies(spec: &DagSpec, errors: &mut Vec<DagError>) {
+    let has = |steps: &[Step], name: &str| steps.iter().any(|s| s.name == name);
+    for (step, who) in subjects(spec) {
+        let (own, other) = if who.handler {
+            (&spec.on_exit, &spec.steps)
+        } else {
+            (&spec.steps, &spec.on_exit)
+        };
+        for dependency in step.depends.iter().filter(|d| !has(own, d)) {
+            let (name, dependency) = (step.name.clone(), dependency.clone());
+            errors.push(match (has(other, &dependency), who.handler) {
+                (true, true) => DagError::HandlerDependsOnStep {
+                    handler: name,
+                    dependency,
+                },
+                (true, false) => DagError::StepDependsOnHandler {
+                    step: name,
+                    handler: dependency,
+                },
+                (false, _) => DagError::UnknownDependency {
+                    step: who.clone(),
+                    dependency,
+                },
+            });
+        }
+    }
+}
+
 fn check_params(spec: &DagSpec, errors: &mut Vec<DagError>) {
     let mut seen = HashSet::new();
     for decl in &spec.params {
         if !is_param_name(&decl.name) {
             errors.push(DagError::BadParamName {
+                name: decl.name.clone(),
+            });
+        } else if decl.name.starts_with(RESERVED_ENV_PREFIX) {
+            errors.push(DagError::ReservedParam {
                 name: decl.name.clone(),
             });
         }
@@ -109,24 +187,52 @@ fn check_params(spec: &DagSpec, errors: &mut Vec<DagError>) {
     }
 }
 
-fn check_step_body(spec: &DagSpec, step: &Step, errors: &mut Vec<DagError>) {
+fn check_step_body(spec: &DagSpec, step: &Step, who: &Who, errors: &mut Vec<DagError>) {
+    let err = |make: fn(Who) -> DagError| make(who.clone());
     if step.script.is_some() && (!step.command.is_empty() || !step.args.is_empty()) {
-        errors.push(DagError::CommandAndScript {
-            step: step.name.clone(),
-        });
+        errors.push(err(|step| DagError::CommandAndScript { step }));
     }
     if step.container.image.is_none() && spec.defaults.image.is_none() {
-        errors.push(DagError::NoImage {
-            step: step.name.clone(),
-        });
+        errors.push(err(|step| DagError::NoImage { step }));
     }
     let env_names = env_names(&spec.defaults).chain(env_names(&step.container));
     for name in env_names {
         if name.starts_with(RESERVED_ENV_PREFIX) || spec.params.iter().any(|p| p.name == name) {
             errors.push(DagError::ReservedEnv {
-                step: step.name.clone(),
+                step: who.clone(),
                 name: name.to_string(),
             });
+        }
+    }
+    check_outputs(step, who, errors);
+    let compiled = match step.when.as_deref().map(when::compile) {
+        Some(Err(message)) => {
+            errors.push(DagError::When {
+                step: who.clone(),
+                message,
+            });
+            None
+        }
+        Some(Ok(compiled)) => Some(compiled),
+        None => None,
+    };
+    for error in references::check_step(spec, step, compiled.as_ref()) {
+        errors.push(DagError::Reference {
+            step: who.clone(),
+            error,
+        });
+    }
+}
+
+fn check_outputs(step: &Step, who: &Who, errors: &mut Vec<DagError>) {
+    let mut seen = HashSet::new();
+    for name in &step.outputs {
+        let name_err = |make: fn(Who, String) -> DagError| make(who.clone(), name.clone());
+        if !is_param_name(name) {
+            errors.push(name_err(|step, name| DagError::BadOutputName { step, name }));
+        }
+        if !seen.insert(name.as_str()) {
+            errors.push(name_err(|step, name| DagError::DuplicateOutput { step, name }));
         }
     }
 }
@@ -175,114 +281,5 @@ pub fn check_label_value(value: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::ParamDecl;
-    use crate::engine::graph::tests::step;
-    use k8s_openapi::api::core::v1::EnvVar;
-
-    use crate::engine::graph::tests::spec as dag;
-
-    fn messages(spec: &DagSpec) -> String {
-        validate_dag(spec).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn valid_diamond_passes() {
-        let spec = dag(vec![
-            step("a", &[]),
-            step("b", &["a"]),
-            step("c", &["a"]),
-            step("d", &["b", "c"]),
-        ]);
-        assert_eq!(validate_dag(&spec), Ok(()));
-    }
-
-    #[test]
-    fn cycle_names_its_steps() {
-        let spec = dag(vec![
-            step("a", &["c"]),
-            step("b", &["a"]),
-            step("c", &["b"]),
-            step("ok", &[]),
-        ]);
-        let msg = messages(&spec);
-        assert!(msg.contains("dependency cycle"), "{msg}");
-        for s in ["\"a\"", "\"b\"", "\"c\""] {
-            assert!(msg.contains(s), "{msg}");
-        }
-        assert!(!msg.contains("\"ok\""), "{msg}");
-    }
-
-    #[test]
-    fn unknown_dependency_names_step_and_dependency() {
-        let msg = messages(&dag(vec![step("a", &["nope"])]));
-        assert_eq!(msg, "step \"a\": depends on unknown step \"nope\"");
-    }
-
-    #[test]
-    fn duplicate_step_is_named() {
-        let msg = messages(&dag(vec![step("a", &[]), step("a", &[])]));
-        assert_eq!(msg, "step \"a\": duplicate step name");
-    }
-
-    #[test]
-    fn command_and_script_are_exclusive() {
-        let mut s = step("run", &[]);
-        s.command = vec!["echo".into()];
-        s.script = Some("echo hi".into());
-        assert_eq!(
-            messages(&dag(vec![s])),
-            "step \"run\": command/args and script are exclusive; set one"
-        );
-    }
-
-    #[test]
-    fn missing_image_is_named_unless_a_default_exists() {
-        let mut spec = dag(vec![step("a", &[])]);
-        spec.defaults.image = None;
-        assert!(messages(&spec).contains("step \"a\": no image"));
-        spec.steps[0].container.image = Some("busybox".into());
-        assert_eq!(validate_dag(&spec), Ok(()));
-    }
-
-    #[test]
-    fn bad_names_are_refused() {
-        let mut spec = dag(vec![step("Bad_Name", &[])]);
-        spec.params = vec![ParamDecl {
-            name: "9lives".into(),
-            default: None,
-        }];
-        let msg = messages(&spec);
-        assert!(msg.contains("step \"Bad_Name\": invalid name"), "{msg}");
-        assert!(msg.contains("invalid parameter name \"9lives\""), "{msg}");
-    }
-
-    #[test]
-    fn env_may_not_shadow_params_or_reserved_names() {
-        let mut spec = dag(vec![step("a", &[])]);
-        spec.params = vec![ParamDecl {
-            name: "file".into(),
-            default: None,
-        }];
-        spec.steps[0].container.env = vec![EnvVar {
-            name: "file".into(),
-            ..Default::default()
-        }];
-        spec.defaults.env = vec![EnvVar {
-            name: "KUBEDAG_RUN".into(),
-            ..Default::default()
-        }];
-        let msg = messages(&spec);
-        assert!(msg.contains("\"file\"") && msg.contains("\"KUBEDAG_RUN\""), "{msg}");
-    }
-
-    #[test]
-    fn label_values() {
-        assert!(check_label_value("m31-0001.fits").is_ok());
-        assert!(check_label_value("").is_ok());
-        assert!(check_label_value("has space").is_err());
-        assert!(check_label_value("-lead").is_err());
-        assert!(check_label_value(&"x".repeat(64)).is_err());
-    }
-}
+#[path = "validate_tests.rs"]
+mod tests;
