@@ -89,6 +89,8 @@ pub struct ContainerSettings {
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
+    /// Extra env vars. In a `value`, `$(name)` references a param or `KUBEDAG_*` value as in a
+    /// step's `command`; nothing else is rewritten.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,13 +119,17 @@ pub struct Step {
     /// Steps that must finish before this one starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends: Vec<String>,
-    /// Container command; `$(param)` expands parameters. Exclusive with `script`.
+    /// Container command. `$(name)` naming a param or a `KUBEDAG_*` value is replaced by its value
+    /// (once: values are not re-scanned); nothing else is rewritten (`$$`, `$x`, `$(UNDECLARED)`
+    /// reach the container as written). Exclusive with `script`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// Container args; exclusive with `script`.
+    /// Container args, with the same `$(name)` references as `command`; exclusive with `script`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    /// Shell script run with `sh -c`; parameters are environment variables (`$file`).
+    /// Shell script run with `sh -c`, delivered exactly as written (kubedag substitutes nothing:
+    /// `$(...)` is shell command substitution, `$$` the shell's PID); parameters are environment
+    /// variables (`$file`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
     /// Overrides of the Dag's `defaults`.

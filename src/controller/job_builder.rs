@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
 use crate::api::{DagRun, DagSpec, Step, labels};
+use crate::engine::expand;
 use crate::engine::params::Params;
 
 /// Grace period for step pods on cancel: short, so a cancelled run stops within seconds.
@@ -37,22 +38,36 @@ impl RunIdentity<'_> {
         ])
     }
 
-    /// Env vars every step container gets: one per resolved param, then the KUBEDAG_* identity.
-    fn env(&self, step: &str) -> Vec<EnvVar> {
-        let var = |name: &str, value: &str| EnvVar {
-            name: name.into(),
-            value: Some(value.into()),
-            value_from: None,
-        };
+    /// The values every step container gets as env vars, in order: one per resolved param, then
+    /// the KUBEDAG_* identity. They are also the names a `$(name)` reference may use.
+    fn contract_vars<'s>(&'s self, step: &'s str) -> Vec<(&'s str, &'s str)> {
         let run_name = self.run.metadata.name.as_deref().unwrap_or_default();
-        let mut env: Vec<EnvVar> = self.params.iter().map(|(k, v)| var(k, v)).collect();
-        env.push(var("KUBEDAG_DAG", self.dag_name));
-        env.push(var("KUBEDAG_RUN", run_name));
-        env.push(var("KUBEDAG_STEP", step));
-        env.push(var("KUBEDAG_REQUEST_ID", self.request_id));
-        env.push(var("KUBEDAG_PARAM_HASH", self.param_hash));
-        env
+        let mut vars: Vec<(&str, &str)> = self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        vars.extend([
+            ("KUBEDAG_DAG", self.dag_name),
+            ("KUBEDAG_RUN", run_name),
+            ("KUBEDAG_STEP", step),
+            ("KUBEDAG_REQUEST_ID", self.request_id),
+            ("KUBEDAG_PARAM_HASH", self.param_hash),
+        ]);
+        vars
     }
+}
+
+/// A plain env var whose value Kubernetes delivers unchanged (escaped).
+fn literal_env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(expand::escape(value)),
+        value_from: None,
+    }
+}
+
+/// A user string for `command`, `args` or an env value: kubedag's `$(name)` references expanded
+/// with `vars` (in one pass; the last of equal names wins, as in the env list), then escaped.
+fn user_string(s: &str, vars: &[(&str, &str)]) -> String {
+    let lookup = |name: &str| vars.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    expand::escape(&expand::expand(s, lookup))
 }
 
 /// The Job for `attempt` of `step`, owned by the run (controller reference), so deleting the run
@@ -61,13 +76,23 @@ pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32
     let defaults = &spec.defaults;
     let own = &step.container;
     let labels = id.labels(&step.name, attempt);
-    let mut env = id.env(&step.name);
-    // User env comes after the params so it may reference them with $(name).
-    env.extend(defaults.env.iter().cloned());
-    env.extend(own.env.iter().cloned());
+    let vars = id.contract_vars(&step.name);
+    let mut env: Vec<EnvVar> = vars.iter().map(|(k, v)| literal_env(k, v)).collect();
+    // User env values may reference params with $(name); kubedag expands them, Kubernetes must not.
+    env.extend(defaults.env.iter().chain(&own.env).map(|e| EnvVar {
+        value: e.value.as_deref().map(|v| user_string(v, &vars)),
+        ..e.clone()
+    }));
     let (command, args) = match &step.script {
-        Some(script) => (vec!["sh".to_string(), "-c".to_string(), script.clone()], Vec::new()),
-        None => (step.command.clone(), step.args.clone()),
+        // The script reaches `sh -c` exactly as written: escaped, never expanded by kubedag.
+        Some(script) => (
+            vec!["sh".to_string(), "-c".to_string(), expand::escape(script)],
+            Vec::new(),
+        ),
+        None => {
+            let strings = |v: &[String]| v.iter().map(|s| user_string(s, &vars)).collect::<Vec<_>>();
+            (strings(&step.command), strings(&step.args))
+        }
     };
     let non_empty = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
     let container = Container {
@@ -144,18 +169,23 @@ mod tests {
         run
     }
 
+    /// The identity of run "r1" of Dag "img".
+    fn identity<'a>(run: &'a DagRun, params: &'a Params, request_id: &'a str, hash: &'a str) -> RunIdentity<'a> {
+        RunIdentity {
+            run,
+            dag_name: "img",
+            request_id,
+            param_hash: hash,
+            params,
+        }
+    }
+
     #[test]
     fn job_carries_labels_env_owner_and_script() {
         let run = run();
         let params = Params::from([("file".to_string(), "m31.fits".to_string())]);
         let hash = "a".repeat(64);
-        let id = RunIdentity {
-            run: &run,
-            dag_name: "img",
-            request_id: "req-1",
-            param_hash: &hash,
-            params: &params,
-        };
+        let id = identity(&run, &params, "req-1", &hash);
         let spec = DagSpec {
             defaults: ContainerSettings {
                 image: Some("busybox".into()),
@@ -180,7 +210,7 @@ mod tests {
         assert_eq!(spec.template.metadata.unwrap().labels.unwrap(), labels);
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
         let c = &pod.containers[0];
-        assert_eq!(c.command.as_ref().unwrap(), &["sh", "-c", "echo $file"]);
+        assert_eq!(c.command.as_ref().unwrap(), &["sh", "-c", "echo $$file"]);
         let env: Vec<(String, String)> = c
             .env
             .as_ref()
@@ -192,5 +222,70 @@ mod tests {
         assert!(env.contains(&("KUBEDAG_PARAM_HASH".into(), "a".repeat(64))));
         assert!(env.contains(&("KUBEDAG_REQUEST_ID".into(), "req-1".into())));
         assert_eq!(c.image.as_deref(), Some("busybox"));
+    }
+
+    /// What the container sees: Kubernetes' expansion of `s` with the container's own env.
+    fn k8s_sees(s: &str, env: &[EnvVar]) -> String {
+        let lookup = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.as_deref());
+        crate::engine::expand::k8s_model::k8s_expand(s, lookup)
+    }
+
+    #[test]
+    fn dollar_sequences_reach_the_container_byte_for_byte() {
+        let run = run();
+        let b = "price $$5 total $(a) end";
+        let params = Params::from([("a".to_string(), "alpha".to_string()), ("b".to_string(), b.to_string())]);
+        let hash = "f".repeat(64);
+        let id = identity(&run, &params, "req-$$", &hash);
+        let user_env = EnvVar {
+            name: "MIXED".into(),
+            value: Some("a=$(a) pid=$$ run=$(KUBEDAG_RUN) $(UNDECLARED)".into()),
+            value_from: None,
+        };
+        let spec = DagSpec {
+            defaults: ContainerSettings {
+                image: Some("busybox".into()),
+                env: vec![user_env],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let script = "echo $$ \"$b\" $(date) $(a)";
+        let scripted = Step {
+            name: "script".into(),
+            script: Some(script.into()),
+            ..Default::default()
+        };
+        let commanded = Step {
+            name: "cmd".into(),
+            command: vec!["printf".into(), "%s|%s".into()],
+            args: vec!["$(b)".into(), "$$ $(KUBEDAG_STEP) $(nope) $(a".into()],
+            ..Default::default()
+        };
+        let container = |step: &Step| {
+            let job = build_job(&id, &spec, step, 1, "j");
+            job.spec.unwrap().template.spec.unwrap().containers.remove(0)
+        };
+        let c = container(&scripted);
+        let env = c.env.clone().unwrap();
+        let seen = |s: &String| k8s_sees(s, &env);
+        let command: Vec<String> = c.command.as_ref().unwrap().iter().map(seen).collect();
+        assert_eq!(command, ["sh", "-c", script]);
+        let env_seen = |name: &str| {
+            let e = env.iter().find(|e| e.name == name).unwrap();
+            k8s_sees(e.value.as_ref().unwrap(), &env)
+        };
+        assert_eq!(env_seen("b"), b);
+        assert_eq!(env_seen("a"), "alpha");
+        assert_eq!(env_seen("KUBEDAG_REQUEST_ID"), "req-$$");
+        assert_eq!(env_seen("MIXED"), "a=alpha pid=$$ run=r1 $(UNDECLARED)");
+
+        let c = container(&commanded);
+        let env = c.env.clone().unwrap();
+        let seen = |s: &String| k8s_sees(s, &env);
+        let args: Vec<String> = c.args.as_ref().unwrap().iter().map(seen).collect();
+        assert_eq!(args, [b, "$$ cmd $(nope) $(a"]);
+        let command: Vec<String> = c.command.as_ref().unwrap().iter().map(seen).collect();
+        assert_eq!(command, ["printf", "%s|%s"]);
     }
 }

@@ -3,6 +3,7 @@
 //! - [`params`] does parameter resolution, the canonical JSON form and its SHA-256 hash.
 //! - [`validate`] does checks of a Dag spec and of names (messages name the step or field).
 //! - [`duplicates`] does the duplicate-parameter rule of each `duplicatePolicy`.
+//! - [`expand`] does kubedag's `$(name)` references and the `$` escaping for Kubernetes.
 //! - [`graph`] does dependency order of the steps.
 //! - [`naming`] does deterministic names of the objects the operator creates.
 //! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
@@ -15,6 +16,7 @@
 //!   so a restarted operator decides exactly what the crashed one would have.
 
 pub mod duplicates;
+pub mod expand;
 pub mod graph;
 pub mod naming;
 pub mod params;
