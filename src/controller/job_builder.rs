@@ -7,9 +7,9 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
-use crate::api::{DagRun, DagSpec, Step, labels};
-use crate::engine::expand;
+use crate::api::{ContainerSettings, DagRun, DagSpec, Step, labels};
 use crate::engine::params::Params;
+use crate::engine::{expand, settings};
 
 /// Grace period for step pods on cancel: short, so a cancelled run stops within seconds.
 const TERMINATION_GRACE_SECONDS: i64 = 5;
@@ -71,66 +71,17 @@ fn user_string(s: &str, vars: &[(&str, &str)]) -> String {
 }
 
 /// The Job for `attempt` of `step`, owned by the run (controller reference), so deleting the run
-/// deletes its Jobs and their pods.
+/// deletes its Jobs and their pods. The step's settings are merged over the Dag's defaults
+/// ([`settings::merge`]); the contract's labels and env vars win over user ones of the same name.
 pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32, job_name: &str) -> Job {
-    let defaults = &spec.defaults;
-    let own = &step.container;
+    let settings = settings::merge(&spec.defaults, &step.container);
     let labels = id.labels(&step.name, attempt);
     let vars = id.contract_vars(&step.name);
-    let mut env: Vec<EnvVar> = vars.iter().map(|(k, v)| literal_env(k, v)).collect();
-    // User env values may reference params with $(name); kubedag expands them, Kubernetes must not.
-    env.extend(defaults.env.iter().chain(&own.env).map(|e| EnvVar {
-        value: e.value.as_deref().map(|v| user_string(v, &vars)),
-        ..e.clone()
-    }));
-    let (command, args) = match &step.script {
-        // The script reaches `sh -c` exactly as written: escaped, never expanded by kubedag.
-        Some(script) => (
-            vec!["sh".to_string(), "-c".to_string(), expand::escape(script)],
-            Vec::new(),
-        ),
-        None => {
-            let strings = |v: &[String]| v.iter().map(|s| user_string(s, &vars)).collect::<Vec<_>>();
-            (strings(&step.command), strings(&step.args))
-        }
-    };
-    let non_empty = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
-    let container = Container {
-        name: step.name.clone(),
-        image: own.image.clone().or_else(|| defaults.image.clone()),
-        image_pull_policy: own
-            .image_pull_policy
-            .clone()
-            .or_else(|| defaults.image_pull_policy.clone()),
-        command: non_empty(command),
-        args: non_empty(args),
-        env: Some(env),
-        resources: own.resources.clone().or_else(|| defaults.resources.clone()),
-        ..Default::default()
-    };
-    let node_selector = if own.node_selector.is_empty() {
-        &defaults.node_selector
-    } else {
-        &own.node_selector
-    };
-    let tolerations = if own.tolerations.is_empty() {
-        &defaults.tolerations
-    } else {
-        &own.tolerations
-    };
-    let pod = PodSpec {
-        restart_policy: Some("Never".into()),
-        containers: vec![container],
-        service_account_name: own
-            .service_account_name
-            .clone()
-            .or_else(|| defaults.service_account_name.clone()),
-        node_selector: (!node_selector.is_empty()).then(|| node_selector.clone()),
-        tolerations: (!tolerations.is_empty()).then(|| tolerations.clone()),
-        enable_service_links: Some(false),
-        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
-        ..Default::default()
-    };
+    let mut pod_labels = settings.pod_labels.clone();
+    pod_labels.extend(labels.clone());
+    let container = container(step, &settings, &vars);
+    let annotations = settings.pod_annotations.clone();
+    let pod = pod_spec(settings, container);
     Job {
         metadata: ObjectMeta {
             name: Some(job_name.to_string()),
@@ -146,7 +97,8 @@ pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32
             active_deadline_seconds: step.timeout_seconds,
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels),
+                    labels: Some(pod_labels),
+                    annotations: (!annotations.is_empty()).then_some(annotations),
                     ..Default::default()
                 }),
                 spec: Some(pod),
@@ -157,16 +109,85 @@ pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32
     }
 }
 
+/// The step's container: its command (or script), the contract env vars then the user's (minus
+/// any named like a contract one), and the container settings.
+fn container(step: &Step, settings: &ContainerSettings, vars: &[(&str, &str)]) -> Container {
+    let mut env: Vec<EnvVar> = vars.iter().map(|(k, v)| literal_env(k, v)).collect();
+    // User env values may reference params with $(name); kubedag expands them, Kubernetes must not.
+    let user_env = settings.env.iter().filter(|e| !vars.iter().any(|(k, _)| *k == e.name));
+    env.extend(user_env.map(|e| EnvVar {
+        value: e.value.as_deref().map(|v| user_string(v, vars)),
+        ..e.clone()
+    }));
+    let (command, args) = match &step.script {
+        // The script reaches `sh -c` exactly as written: escaped, never expanded by kubedag.
+        Some(script) => (
+            vec!["sh".to_string(), "-c".to_string(), expand::escape(script)],
+            Vec::new(),
+        ),
+        None => {
+            let strings = |v: &[String]| v.iter().map(|s| user_string(s, vars)).collect::<Vec<_>>();
+            (strings(&step.command), strings(&step.args))
+        }
+    };
+    Container {
+        name: step.name.clone(),
+        image: settings.image.clone(),
+        image_pull_policy: settings.image_pull_policy.clone(),
+        command: non_empty(command),
+        args: non_empty(args),
+        env: Some(env),
+        env_from: non_empty(settings.env_from.clone()),
+        resources: settings.resources.clone(),
+        volume_mounts: non_empty(settings.volume_mounts.clone()),
+        working_dir: settings.working_dir.clone(),
+        security_context: settings.security_context.clone(),
+        ..Default::default()
+    }
+}
+
+/// The pod of a step: `restartPolicy: Never`, no service links, a short grace period, and the
+/// pod-level settings.
+fn pod_spec(settings: ContainerSettings, container: Container) -> PodSpec {
+    PodSpec {
+        restart_policy: Some("Never".into()),
+        containers: vec![container],
+        service_account_name: settings.service_account_name,
+        node_selector: (!settings.node_selector.is_empty()).then_some(settings.node_selector),
+        tolerations: non_empty(settings.tolerations),
+        volumes: non_empty(settings.volumes),
+        security_context: settings.pod_security_context,
+        affinity: settings.affinity,
+        priority_class_name: settings.priority_class_name,
+        image_pull_secrets: non_empty(settings.image_pull_secrets),
+        enable_service_links: Some(false),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        ..Default::default()
+    }
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ContainerSettings, DagRunSpec};
+    use crate::api::DagRunSpec;
 
     fn run() -> DagRun {
         let mut run = DagRun::new("r1", DagRunSpec::default());
         run.metadata.namespace = Some("ns".into());
         run.metadata.uid = Some("uid-1".into());
         run
+    }
+
+    fn user_env(name: &str, value: &str) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            value_from: None,
+        }
     }
 
     /// The identity of run "r1" of Dag "img".
@@ -237,11 +258,7 @@ mod tests {
         let params = Params::from([("a".to_string(), "alpha".to_string()), ("b".to_string(), b.to_string())]);
         let hash = "f".repeat(64);
         let id = identity(&run, &params, "req-$$", &hash);
-        let user_env = EnvVar {
-            name: "MIXED".into(),
-            value: Some("a=$(a) pid=$$ run=$(KUBEDAG_RUN) $(UNDECLARED)".into()),
-            value_from: None,
-        };
+        let user_env = user_env("MIXED", "a=$(a) pid=$$ run=$(KUBEDAG_RUN) $(UNDECLARED)");
         let spec = DagSpec {
             defaults: ContainerSettings {
                 image: Some("busybox".into()),
@@ -287,5 +304,87 @@ mod tests {
         assert_eq!(args, [b, "$$ cmd $(nope) $(a"]);
         let command: Vec<String> = c.command.as_ref().unwrap().iter().map(seen).collect();
         assert_eq!(command, ["printf", "%s|%s"]);
+    }
+
+    #[test]
+    fn pod_settings_reach_the_pod_and_the_contract_wins() {
+        use k8s_openapi::api::core::v1::{PodSecurityContext, SecurityContext, Volume, VolumeMount};
+        let run = run();
+        let params = Params::from([("file".to_string(), "m31.fits".to_string())]);
+        let hash = "c".repeat(64);
+        let id = identity(&run, &params, "req-1", &hash);
+        let user_labels = BTreeMap::from([
+            (labels::RUN.to_string(), "forged".to_string()),
+            ("team".to_string(), "astro".to_string()),
+        ]);
+        let spec = DagSpec {
+            defaults: ContainerSettings {
+                image: Some("busybox".into()),
+                env: vec![user_env("file", "forged"), user_env("KUBEDAG_RUN", "forged")],
+                volumes: vec![Volume {
+                    name: "scratch".into(),
+                    ..Default::default()
+                }],
+                pod_labels: user_labels,
+                pod_annotations: BTreeMap::from([("note".to_string(), "hi".to_string())]),
+                pod_security_context: Some(PodSecurityContext {
+                    run_as_user: Some(65534),
+                    ..Default::default()
+                }),
+                priority_class_name: Some("low".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let step = Step {
+            name: "work".into(),
+            script: Some("true".into()),
+            container: ContainerSettings {
+                volume_mounts: vec![VolumeMount {
+                    name: "scratch".into(),
+                    mount_path: "/scratch".into(),
+                    ..Default::default()
+                }],
+                working_dir: Some("/scratch".into()),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let job = build_job(&id, &spec, &step, 1, "j");
+        assert_eq!(
+            job.metadata.labels.as_ref().unwrap().get("team"),
+            None,
+            "Job labels are the contract's"
+        );
+        let template = job.spec.unwrap().template;
+        let meta = template.metadata.unwrap();
+        let pod_labels = meta.labels.unwrap();
+        assert_eq!(pod_labels[labels::RUN], "r1", "the contract's label wins");
+        assert_eq!(pod_labels["team"], "astro");
+        assert_eq!(meta.annotations.unwrap()["note"], "hi");
+        let pod = template.spec.unwrap();
+        assert_eq!(pod.volumes.as_ref().unwrap()[0].name, "scratch");
+        assert_eq!(pod.security_context.unwrap().run_as_user, Some(65534));
+        assert_eq!(pod.priority_class_name.as_deref(), Some("low"));
+        let c = &pod.containers[0];
+        assert_eq!(c.working_dir.as_deref(), Some("/scratch"));
+        assert_eq!(c.volume_mounts.as_ref().unwrap()[0].mount_path, "/scratch");
+        assert_eq!(
+            c.security_context.as_ref().unwrap().allow_privilege_escalation,
+            Some(false)
+        );
+        let env = c.env.as_ref().unwrap();
+        let values = |name: &str| -> Vec<&str> {
+            env.iter()
+                .filter(|e| e.name == name)
+                .map(|e| e.value.as_deref().unwrap())
+                .collect()
+        };
+        assert_eq!(values("file"), ["m31.fits"], "the contract's env var wins, once");
+        assert_eq!(values("KUBEDAG_RUN"), ["r1"]);
     }
 }

@@ -6,6 +6,7 @@
 //! - [`expand`] does kubedag's `$(name)` references and the `$` escaping for Kubernetes.
 //! - [`graph`] does dependency order of the steps.
 //! - [`naming`] does deterministic names of the objects the operator creates.
+//! - [`settings`] does the merge of a step's container and pod settings over the defaults.
 //! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
 //!   into the next actions (launch these attempts, skip those, the run is done).
 //!
@@ -21,4 +22,5 @@ pub mod graph;
 pub mod naming;
 pub mod params;
 pub mod plan;
+pub mod settings;
 pub mod validate;

@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::api::{ContainerSettings, DagSpec, Step};
 
-use super::graph;
+use super::{graph, settings};
 
 /// Prefix of the environment variables the operator sets on every step container.
 pub const RESERVED_ENV_PREFIX: &str = "KUBEDAG_";
@@ -33,6 +33,14 @@ pub enum DagError {
     DuplicateParam { name: String },
     #[error("step {step:?}: env var {name:?} collides with a parameter or the reserved KUBEDAG_ prefix")]
     ReservedEnv { step: String, name: String },
+    #[error(
+        "step {step:?}: volumeMounts entry {mount_path:?} names volume {volume:?}, which neither the step nor spec.defaults declares in volumes"
+    )]
+    UnknownVolume {
+        step: String,
+        mount_path: String,
+        volume: String,
+    },
 }
 
 /// All problems of a Dag spec, in a stable order.
@@ -70,6 +78,7 @@ pub fn validate_dag(spec: &DagSpec) -> Result<(), DagErrors> {
             });
         }
         check_step_body(spec, step, &mut errors);
+        check_volume_mounts(spec, step, &mut errors);
     }
     for step in &spec.steps {
         for dependency in &step.depends {
@@ -126,6 +135,20 @@ fn check_step_body(spec: &DagSpec, step: &Step, errors: &mut Vec<DagError>) {
             errors.push(DagError::ReservedEnv {
                 step: step.name.clone(),
                 name: name.to_string(),
+            });
+        }
+    }
+}
+
+/// Every mount of the step's merged settings names a volume of its merged settings.
+fn check_volume_mounts(spec: &DagSpec, step: &Step, errors: &mut Vec<DagError>) {
+    let merged = settings::merge(&spec.defaults, &step.container);
+    for mount in &merged.volume_mounts {
+        if !merged.volumes.iter().any(|v| v.name == mount.name) {
+            errors.push(DagError::UnknownVolume {
+                step: step.name.clone(),
+                mount_path: mount.mount_path.clone(),
+                volume: mount.name.clone(),
             });
         }
     }
@@ -275,6 +298,32 @@ mod tests {
         }];
         let msg = messages(&spec);
         assert!(msg.contains("\"file\"") && msg.contains("\"KUBEDAG_RUN\""), "{msg}");
+    }
+
+    #[test]
+    fn mounts_must_name_a_declared_volume() {
+        use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+        let mount = |name: &str, path: &str| VolumeMount {
+            name: name.into(),
+            mount_path: path.into(),
+            ..Default::default()
+        };
+        let mut spec = dag(vec![step("a", &[]), step("b", &[])]);
+        spec.defaults.volumes = vec![Volume {
+            name: "data".into(),
+            ..Default::default()
+        }];
+        spec.defaults.volume_mounts = vec![mount("data", "/data")];
+        spec.steps[1].container.volume_mounts = vec![mount("scratch", "/scratch")];
+        assert_eq!(
+            messages(&spec),
+            "step \"b\": volumeMounts entry \"/scratch\" names volume \"scratch\", which neither the step nor spec.defaults declares in volumes"
+        );
+        spec.steps[1].container.volumes = vec![Volume {
+            name: "scratch".into(),
+            ..Default::default()
+        }];
+        assert_eq!(validate_dag(&spec), Ok(()));
     }
 
     #[test]
