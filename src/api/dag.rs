@@ -2,11 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvFromSource, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext,
+    Toleration, Volume, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use super::schema::lean;
 
 /// Spec of a `Dag`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -86,24 +91,82 @@ pub enum DuplicatePolicy {
     Allow,
 }
 
-/// Container and pod settings shared by `defaults` and each step.
+/// Container and pod settings shared by `defaults` and each step, with the names and core/v1 types
+/// of a PodSpec/Container.
+///
+/// Merge (a step over `defaults`): a step's value replaces the default's, except that `env` and
+/// `volumes` (keyed by `name`), `volumeMounts` (keyed by `mountPath`) and `imagePullSecrets` (keyed by
+/// `name`) merge entry by entry (a step's entry with a default's key replaces it, others are added),
+/// and `podLabels`/`podAnnotations` merge as maps (the step wins). The contract's labels
+/// (`kubedag.io/*`) and env vars (params, `KUBEDAG_*`) always win over user ones of the same name.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerSettings {
+    /// The container image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// `Always`, `IfNotPresent` or `Never`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
+    /// Extra env vars. In a `value`, `$(name)` references a param or `KUBEDAG_*` value as in a
+    /// step's `command`; nothing else is rewritten.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "lean::<Vec<EnvVar>>")]
     pub env: Vec<EnvVar>,
+    /// Env vars from ConfigMaps/Secrets; `env` and the contract's env vars win over them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "lean::<Vec<EnvFromSource>>")]
+    pub env_from: Vec<EnvFromSource>,
+    /// The container's resource requests and limits (core/v1 ResourceRequirements).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "lean::<Option<ResourceRequirements>>")]
     pub resources: Option<ResourceRequirements>,
+    /// The pod's service account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// The pod's node selector; a step's replaces the defaults' whole.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// The pod's tolerations; a step's replace the defaults' whole.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "lean::<Vec<Toleration>>")]
     pub tolerations: Vec<Toleration>,
+    /// Pod volumes, merged with the defaults' by `name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "lean::<Vec<Volume>>")]
+    pub volumes: Vec<Volume>,
+    /// Container mounts, merged with the defaults' by `mountPath` (unique in a container).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "lean::<Vec<VolumeMount>>")]
+    pub volume_mounts: Vec<VolumeMount>,
+    /// The container's working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// The container's security context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "lean::<Option<SecurityContext>>")]
+    pub security_context: Option<SecurityContext>,
+    /// The pod's security context (PodSpec `securityContext`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "lean::<Option<PodSecurityContext>>")]
+    pub pod_security_context: Option<PodSecurityContext>,
+    /// The pod's affinity (core/v1 Affinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "lean::<Option<Affinity>>")]
+    pub affinity: Option<Affinity>,
+    /// The pod's PriorityClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// The pod's image pull secrets, merged with the defaults' by `name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "lean::<Vec<LocalObjectReference>>")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Extra pod labels; the contract's `kubedag.io/*` labels override these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// Extra pod annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
 }
 
 impl ContainerSettings {
@@ -122,13 +185,17 @@ pub struct Step {
     /// Steps that must finish before this one starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends: Vec<String>,
-    /// Container command; `$(param)` expands parameters. Exclusive with `script`.
+    /// Container command. `$(name)` naming a param or a `KUBEDAG_*` value is replaced by its value
+    /// (once: values are not re-scanned); nothing else is rewritten (`$$`, `$x`, `$(UNDECLARED)`
+    /// reach the container as written). Exclusive with `script`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// Container args; exclusive with `script`.
+    /// Container args, with the same `$(name)` references as `command`; exclusive with `script`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    /// Shell script run with `sh -c`; parameters are environment variables (`$file`).
+    /// Shell script run with `sh -c`, delivered exactly as written (kubedag substitutes nothing:
+    /// `$(...)` is shell command substitution, `$$` the shell's PID); parameters are environment
+    /// variables (`$file`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
     /// Overrides of the Dag's `defaults`.

@@ -3,6 +3,7 @@
 
 mod dag;
 mod dagrun;
+mod schema;
 
 pub use dag::*;
 pub use dagrun::*;

@@ -7,8 +7,9 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
-use crate::api::{DagRun, DagSpec, Step, labels};
+use crate::api::{ContainerSettings, DagRun, DagSpec, Step, labels};
 use crate::engine::params::Params;
+use crate::engine::{expand, settings};
 
 /// Grace period for step pods on cancel: short, so a cancelled run stops within seconds.
 const TERMINATION_GRACE_SECONDS: i64 = 5;
@@ -37,75 +38,50 @@ impl RunIdentity<'_> {
         ])
     }
 
-    /// Env vars every step container gets: one per resolved param, then the KUBEDAG_* identity.
-    fn env(&self, step: &str) -> Vec<EnvVar> {
-        let var = |name: &str, value: &str| EnvVar {
-            name: name.into(),
-            value: Some(value.into()),
-            value_from: None,
-        };
+    /// The values every step container gets as env vars, in order: one per resolved param, then
+    /// the KUBEDAG_* identity. They are also the names a `$(name)` reference may use.
+    fn contract_vars<'s>(&'s self, step: &'s str) -> Vec<(&'s str, &'s str)> {
         let run_name = self.run.metadata.name.as_deref().unwrap_or_default();
-        let mut env: Vec<EnvVar> = self.params.iter().map(|(k, v)| var(k, v)).collect();
-        env.push(var("KUBEDAG_DAG", self.dag_name));
-        env.push(var("KUBEDAG_RUN", run_name));
-        env.push(var("KUBEDAG_STEP", step));
-        env.push(var("KUBEDAG_REQUEST_ID", self.request_id));
-        env.push(var("KUBEDAG_PARAM_HASH", self.param_hash));
-        env
+        let mut vars: Vec<(&str, &str)> = self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        vars.extend([
+            ("KUBEDAG_DAG", self.dag_name),
+            ("KUBEDAG_RUN", run_name),
+            ("KUBEDAG_STEP", step),
+            ("KUBEDAG_REQUEST_ID", self.request_id),
+            ("KUBEDAG_PARAM_HASH", self.param_hash),
+        ]);
+        vars
     }
 }
 
+/// A plain env var whose value Kubernetes delivers unchanged (escaped).
+fn literal_env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(expand::escape(value)),
+        value_from: None,
+    }
+}
+
+/// A user string for `command`, `args` or an env value: kubedag's `$(name)` references expanded
+/// with `vars` (in one pass; the last of equal names wins, as in the env list), then escaped.
+fn user_string(s: &str, vars: &[(&str, &str)]) -> String {
+    let lookup = |name: &str| vars.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    expand::escape(&expand::expand(s, lookup))
+}
+
 /// The Job for `attempt` of `step`, owned by the run (controller reference), so deleting the run
-/// deletes its Jobs and their pods.
+/// deletes its Jobs and their pods. The step's settings are merged over the Dag's defaults
+/// ([`settings::merge`]); the contract's labels and env vars win over user ones of the same name.
 pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32, job_name: &str) -> Job {
-    let defaults = &spec.defaults;
-    let own = &step.container;
+    let settings = settings::merge(&spec.defaults, &step.container);
     let labels = id.labels(&step.name, attempt);
-    let mut env = id.env(&step.name);
-    // User env comes after the params so it may reference them with $(name).
-    env.extend(defaults.env.iter().cloned());
-    env.extend(own.env.iter().cloned());
-    let (command, args) = match &step.script {
-        Some(script) => (vec!["sh".to_string(), "-c".to_string(), script.clone()], Vec::new()),
-        None => (step.command.clone(), step.args.clone()),
-    };
-    let non_empty = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
-    let container = Container {
-        name: step.name.clone(),
-        image: own.image.clone().or_else(|| defaults.image.clone()),
-        image_pull_policy: own
-            .image_pull_policy
-            .clone()
-            .or_else(|| defaults.image_pull_policy.clone()),
-        command: non_empty(command),
-        args: non_empty(args),
-        env: Some(env),
-        resources: own.resources.clone().or_else(|| defaults.resources.clone()),
-        ..Default::default()
-    };
-    let node_selector = if own.node_selector.is_empty() {
-        &defaults.node_selector
-    } else {
-        &own.node_selector
-    };
-    let tolerations = if own.tolerations.is_empty() {
-        &defaults.tolerations
-    } else {
-        &own.tolerations
-    };
-    let pod = PodSpec {
-        restart_policy: Some("Never".into()),
-        containers: vec![container],
-        service_account_name: own
-            .service_account_name
-            .clone()
-            .or_else(|| defaults.service_account_name.clone()),
-        node_selector: (!node_selector.is_empty()).then(|| node_selector.clone()),
-        tolerations: (!tolerations.is_empty()).then(|| tolerations.clone()),
-        enable_service_links: Some(false),
-        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
-        ..Default::default()
-    };
+    let vars = id.contract_vars(&step.name);
+    let mut pod_labels = settings.pod_labels.clone();
+    pod_labels.extend(labels.clone());
+    let container = container(step, &settings, &vars);
+    let annotations = settings.pod_annotations.clone();
+    let pod = pod_spec(settings, container);
     Job {
         metadata: ObjectMeta {
             name: Some(job_name.to_string()),
@@ -121,7 +97,8 @@ pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32
             active_deadline_seconds: step.timeout_seconds,
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels),
+                    labels: Some(pod_labels),
+                    annotations: (!annotations.is_empty()).then_some(annotations),
                     ..Default::default()
                 }),
                 spec: Some(pod),
@@ -132,10 +109,71 @@ pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32
     }
 }
 
+/// The step's container: its command (or script), the contract env vars then the user's (minus
+/// any named like a contract one), and the container settings.
+fn container(step: &Step, settings: &ContainerSettings, vars: &[(&str, &str)]) -> Container {
+    let mut env: Vec<EnvVar> = vars.iter().map(|(k, v)| literal_env(k, v)).collect();
+    // User env values may reference params with $(name); kubedag expands them, Kubernetes must not.
+    let user_env = settings.env.iter().filter(|e| !vars.iter().any(|(k, _)| *k == e.name));
+    env.extend(user_env.map(|e| EnvVar {
+        value: e.value.as_deref().map(|v| user_string(v, vars)),
+        ..e.clone()
+    }));
+    let (command, args) = match &step.script {
+        // The script reaches `sh -c` exactly as written: escaped, never expanded by kubedag.
+        Some(script) => (
+            vec!["sh".to_string(), "-c".to_string(), expand::escape(script)],
+            Vec::new(),
+        ),
+        None => {
+            let strings = |v: &[String]| v.iter().map(|s| user_string(s, vars)).collect::<Vec<_>>();
+            (strings(&step.command), strings(&step.args))
+        }
+    };
+    Container {
+        name: step.name.clone(),
+        image: settings.image.clone(),
+        image_pull_policy: settings.image_pull_policy.clone(),
+        command: non_empty(command),
+        args: non_empty(args),
+        env: Some(env),
+        env_from: non_empty(settings.env_from.clone()),
+        resources: settings.resources.clone(),
+        volume_mounts: non_empty(settings.volume_mounts.clone()),
+        working_dir: settings.working_dir.clone(),
+        security_context: settings.security_context.clone(),
+        ..Default::default()
+    }
+}
+
+/// The pod of a step: `restartPolicy: Never`, no service links, a short grace period, and the
+/// pod-level settings.
+fn pod_spec(settings: ContainerSettings, container: Container) -> PodSpec {
+    PodSpec {
+        restart_policy: Some("Never".into()),
+        containers: vec![container],
+        service_account_name: settings.service_account_name,
+        node_selector: (!settings.node_selector.is_empty()).then_some(settings.node_selector),
+        tolerations: non_empty(settings.tolerations),
+        volumes: non_empty(settings.volumes),
+        security_context: settings.pod_security_context,
+        affinity: settings.affinity,
+        priority_class_name: settings.priority_class_name,
+        image_pull_secrets: non_empty(settings.image_pull_secrets),
+        enable_service_links: Some(false),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        ..Default::default()
+    }
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ContainerSettings, DagRunSpec};
+    use crate::api::DagRunSpec;
 
     fn run() -> DagRun {
         let mut run = DagRun::new("r1", DagRunSpec::default());
@@ -144,18 +182,31 @@ mod tests {
         run
     }
 
+    fn user_env(name: &str, value: &str) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            value_from: None,
+        }
+    }
+
+    /// The identity of run "r1" of Dag "img".
+    fn identity<'a>(run: &'a DagRun, params: &'a Params, request_id: &'a str, hash: &'a str) -> RunIdentity<'a> {
+        RunIdentity {
+            run,
+            dag_name: "img",
+            request_id,
+            param_hash: hash,
+            params,
+        }
+    }
+
     #[test]
     fn job_carries_labels_env_owner_and_script() {
         let run = run();
         let params = Params::from([("file".to_string(), "m31.fits".to_string())]);
         let hash = "a".repeat(64);
-        let id = RunIdentity {
-            run: &run,
-            dag_name: "img",
-            request_id: "req-1",
-            param_hash: &hash,
-            params: &params,
-        };
+        let id = identity(&run, &params, "req-1", &hash);
         let spec = DagSpec {
             defaults: ContainerSettings {
                 image: Some("busybox".into()),
@@ -180,7 +231,7 @@ mod tests {
         assert_eq!(spec.template.metadata.unwrap().labels.unwrap(), labels);
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
         let c = &pod.containers[0];
-        assert_eq!(c.command.as_ref().unwrap(), &["sh", "-c", "echo $file"]);
+        assert_eq!(c.command.as_ref().unwrap(), &["sh", "-c", "echo $$file"]);
         let env: Vec<(String, String)> = c
             .env
             .as_ref()
@@ -192,5 +243,148 @@ mod tests {
         assert!(env.contains(&("KUBEDAG_PARAM_HASH".into(), "a".repeat(64))));
         assert!(env.contains(&("KUBEDAG_REQUEST_ID".into(), "req-1".into())));
         assert_eq!(c.image.as_deref(), Some("busybox"));
+    }
+
+    /// What the container sees: Kubernetes' expansion of `s` with the container's own env.
+    fn k8s_sees(s: &str, env: &[EnvVar]) -> String {
+        let lookup = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.as_deref());
+        crate::engine::expand::k8s_model::k8s_expand(s, lookup)
+    }
+
+    #[test]
+    fn dollar_sequences_reach_the_container_byte_for_byte() {
+        let run = run();
+        let b = "price $$5 total $(a) end";
+        let params = Params::from([("a".to_string(), "alpha".to_string()), ("b".to_string(), b.to_string())]);
+        let hash = "f".repeat(64);
+        let id = identity(&run, &params, "req-$$", &hash);
+        let user_env = user_env("MIXED", "a=$(a) pid=$$ run=$(KUBEDAG_RUN) $(UNDECLARED)");
+        let spec = DagSpec {
+            defaults: ContainerSettings {
+                image: Some("busybox".into()),
+                env: vec![user_env],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let script = "echo $$ \"$b\" $(date) $(a)";
+        let scripted = Step {
+            name: "script".into(),
+            script: Some(script.into()),
+            ..Default::default()
+        };
+        let commanded = Step {
+            name: "cmd".into(),
+            command: vec!["printf".into(), "%s|%s".into()],
+            args: vec!["$(b)".into(), "$$ $(KUBEDAG_STEP) $(nope) $(a".into()],
+            ..Default::default()
+        };
+        let container = |step: &Step| {
+            let job = build_job(&id, &spec, step, 1, "j");
+            job.spec.unwrap().template.spec.unwrap().containers.remove(0)
+        };
+        let c = container(&scripted);
+        let env = c.env.clone().unwrap();
+        let seen = |s: &String| k8s_sees(s, &env);
+        let command: Vec<String> = c.command.as_ref().unwrap().iter().map(seen).collect();
+        assert_eq!(command, ["sh", "-c", script]);
+        let env_seen = |name: &str| {
+            let e = env.iter().find(|e| e.name == name).unwrap();
+            k8s_sees(e.value.as_ref().unwrap(), &env)
+        };
+        assert_eq!(env_seen("b"), b);
+        assert_eq!(env_seen("a"), "alpha");
+        assert_eq!(env_seen("KUBEDAG_REQUEST_ID"), "req-$$");
+        assert_eq!(env_seen("MIXED"), "a=alpha pid=$$ run=r1 $(UNDECLARED)");
+
+        let c = container(&commanded);
+        let env = c.env.clone().unwrap();
+        let seen = |s: &String| k8s_sees(s, &env);
+        let args: Vec<String> = c.args.as_ref().unwrap().iter().map(seen).collect();
+        assert_eq!(args, [b, "$$ cmd $(nope) $(a"]);
+        let command: Vec<String> = c.command.as_ref().unwrap().iter().map(seen).collect();
+        assert_eq!(command, ["printf", "%s|%s"]);
+    }
+
+    #[test]
+    fn pod_settings_reach_the_pod_and_the_contract_wins() {
+        use k8s_openapi::api::core::v1::{PodSecurityContext, SecurityContext, Volume, VolumeMount};
+        let run = run();
+        let params = Params::from([("file".to_string(), "m31.fits".to_string())]);
+        let hash = "c".repeat(64);
+        let id = identity(&run, &params, "req-1", &hash);
+        let user_labels = BTreeMap::from([
+            (labels::RUN.to_string(), "forged".to_string()),
+            ("team".to_string(), "astro".to_string()),
+        ]);
+        let spec = DagSpec {
+            defaults: ContainerSettings {
+                image: Some("busybox".into()),
+                env: vec![user_env("file", "forged"), user_env("KUBEDAG_RUN", "forged")],
+                volumes: vec![Volume {
+                    name: "scratch".into(),
+                    ..Default::default()
+                }],
+                pod_labels: user_labels,
+                pod_annotations: BTreeMap::from([("note".to_string(), "hi".to_string())]),
+                pod_security_context: Some(PodSecurityContext {
+                    run_as_user: Some(65534),
+                    ..Default::default()
+                }),
+                priority_class_name: Some("low".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let step = Step {
+            name: "work".into(),
+            script: Some("true".into()),
+            container: ContainerSettings {
+                volume_mounts: vec![VolumeMount {
+                    name: "scratch".into(),
+                    mount_path: "/scratch".into(),
+                    ..Default::default()
+                }],
+                working_dir: Some("/scratch".into()),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let job = build_job(&id, &spec, &step, 1, "j");
+        assert_eq!(
+            job.metadata.labels.as_ref().unwrap().get("team"),
+            None,
+            "Job labels are the contract's"
+        );
+        let template = job.spec.unwrap().template;
+        let meta = template.metadata.unwrap();
+        let pod_labels = meta.labels.unwrap();
+        assert_eq!(pod_labels[labels::RUN], "r1", "the contract's label wins");
+        assert_eq!(pod_labels["team"], "astro");
+        assert_eq!(meta.annotations.unwrap()["note"], "hi");
+        let pod = template.spec.unwrap();
+        assert_eq!(pod.volumes.as_ref().unwrap()[0].name, "scratch");
+        assert_eq!(pod.security_context.unwrap().run_as_user, Some(65534));
+        assert_eq!(pod.priority_class_name.as_deref(), Some("low"));
+        let c = &pod.containers[0];
+        assert_eq!(c.working_dir.as_deref(), Some("/scratch"));
+        assert_eq!(c.volume_mounts.as_ref().unwrap()[0].mount_path, "/scratch");
+        assert_eq!(
+            c.security_context.as_ref().unwrap().allow_privilege_escalation,
+            Some(false)
+        );
+        let env = c.env.as_ref().unwrap();
+        let values = |name: &str| -> Vec<&str> {
+            env.iter()
+                .filter(|e| e.name == name)
+                .map(|e| e.value.as_deref().unwrap())
+                .collect()
+        };
+        assert_eq!(values("file"), ["m31.fits"], "the contract's env var wins, once");
+        assert_eq!(values("KUBEDAG_RUN"), ["r1"]);
     }
 }

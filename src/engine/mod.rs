@@ -3,12 +3,14 @@
 //! - [`params`] does parameter resolution, the canonical JSON form and its SHA-256 hash.
 //! - [`validate`] does checks of a Dag spec and of names (messages name the step or field).
 //! - [`duplicates`] does the duplicate-parameter rule of each `duplicatePolicy`.
+//! - [`expand`] does kubedag's `$(name)` references and the `$` escaping for Kubernetes.
 //! - [`graph`] does dependency order of the steps.
 //! - [`naming`] does deterministic names of the objects the operator creates.
 //! - [`outputs`] does parsing of the `NAME=value` lines a step writes to `$KUBEDAG_OUTPUTS`.
 //! - [`references`] does finding and checking of `$(steps.S.outputs.N)` and the other ways a step
 //!   reads another's outputs or state, and which steps a step may read.
 //! - [`when`] does compiling and evaluating of `steps[].when` CEL conditions.
+//! - [`settings`] does the merge of a step's container and pod settings over the defaults.
 //! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
 //!   into the next actions (launch these attempts, skip those, the run is done).
 //!
@@ -20,6 +22,7 @@
 
 pub mod admit;
 pub mod duplicates;
+pub mod expand;
 pub mod graph;
 pub mod naming;
 pub mod outputs;
@@ -29,5 +32,6 @@ pub mod pod_start;
 pub mod references;
 pub mod refusal;
 pub mod run;
+pub mod settings;
 pub mod validate;
 pub mod when;

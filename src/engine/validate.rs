@@ -7,7 +7,7 @@ use std::fmt;
 use crate::api::{ContainerSettings, DagSpec, Step};
 
 use super::references::{self, OutputRef, RefError};
-use super::{graph, when};
+use super::{graph, settings, when};
 
 /// Prefix of the environment variables the operator sets on every step container.
 pub const RESERVED_ENV_PREFIX: &str = "KUBEDAG_";
@@ -72,6 +72,14 @@ pub enum DagError {
         first: OutputRef,
         second: OutputRef,
     },
+    #[error(
+        "{step}: volumeMounts entry {mount_path:?} names volume {volume:?}, which neither the step nor spec.defaults declares in volumes"
+    )]
+    UnknownVolume {
+        step: Who,
+        mount_path: String,
+        volume: String,
+    },
 }
 
 /// All problems of a Dag spec, in a stable order.
@@ -109,6 +117,7 @@ pub fn validate_dag(spec: &DagSpec) -> Result<(), DagErrors> {
             errors.push(DagError::DuplicateStep { step: who.clone() });
         }
         check_step_body(spec, step, &who, &mut errors);
+        check_volume_mounts(spec, step, &who, &mut errors);
     }
     check_dependencies(spec, &mut errors);
     for (steps, handlers) in [(&spec.steps, false), (&spec.on_exit, true)] {
@@ -233,6 +242,20 @@ fn check_outputs(step: &Step, who: &Who, errors: &mut Vec<DagError>) {
         }
         if !seen.insert(name.as_str()) {
             errors.push(name_err(|step, name| DagError::DuplicateOutput { step, name }));
+        }
+    }
+}
+
+/// Every mount of the step's merged settings names a volume of its merged settings.
+fn check_volume_mounts(spec: &DagSpec, step: &Step, who: &Who, errors: &mut Vec<DagError>) {
+    let merged = settings::merge(&spec.defaults, &step.container);
+    for mount in &merged.volume_mounts {
+        if !merged.volumes.iter().any(|v| v.name == mount.name) {
+            errors.push(DagError::UnknownVolume {
+                step: who.clone(),
+                mount_path: mount.mount_path.clone(),
+                volume: mount.name.clone(),
+            });
         }
     }
 }

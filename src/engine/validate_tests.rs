@@ -254,3 +254,29 @@ fn a_dag_of_only_handlers_has_no_steps() {
     spec.steps.clear();
     assert!(messages(&spec).starts_with("spec.steps: the Dag has no steps"));
 }
+
+#[test]
+fn mounts_must_name_a_declared_volume() {
+    use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+    let mount = |name: &str, path: &str| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        ..Default::default()
+    };
+    let mut spec = dag(vec![step("a", &[]), step("b", &[])]);
+    spec.defaults.volumes = vec![Volume {
+        name: "data".into(),
+        ..Default::default()
+    }];
+    spec.defaults.volume_mounts = vec![mount("data", "/data")];
+    spec.steps[1].container.volume_mounts = vec![mount("scratch", "/scratch")];
+    assert_eq!(
+        messages(&spec),
+        "step \"b\": volumeMounts entry \"/scratch\" names volume \"scratch\", which neither the step nor spec.defaults declares in volumes"
+    );
+    spec.steps[1].container.volumes = vec![Volume {
+        name: "scratch".into(),
+        ..Default::default()
+    }];
+    assert_eq!(validate_dag(&spec), Ok(()));
+}
