@@ -60,6 +60,19 @@ pub struct DagSpec {
     pub on_exit: Vec<Step>,
 }
 
+impl DagSpec {
+    /// The main steps, then the `onExit` handlers: the order in which a run's `status.steps`
+    /// lists them and by which the planner indexes them.
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().chain(&self.on_exit)
+    }
+
+    /// Step `i` of [`DagSpec::all_steps`].
+    pub fn step_at(&self, i: usize) -> &Step {
+        self.all_steps().nth(i).expect("a step index from the planner")
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

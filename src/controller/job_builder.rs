@@ -7,9 +7,9 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
-use crate::api::{ContainerSettings, DagRun, DagSpec, Step, labels};
+use crate::api::{ContainerSettings, DagRun, DagSpec, Step, StepStatus, labels};
 use crate::engine::params::Params;
-use crate::engine::{expand, settings};
+use crate::engine::{expand, outputs, plan, references, settings};
 
 /// Grace period for step pods on cancel: short, so a cancelled run stops within seconds.
 const TERMINATION_GRACE_SECONDS: i64 = 5;
@@ -21,6 +21,8 @@ pub struct RunIdentity<'a> {
     pub request_id: &'a str,
     pub param_hash: &'a str,
     pub params: &'a Params,
+    /// The run's step statuses: the outputs dependants read.
+    pub steps: &'a [StepStatus],
 }
 
 impl RunIdentity<'_> {
@@ -38,19 +40,49 @@ impl RunIdentity<'_> {
         ])
     }
 
-    /// The values every step container gets as env vars, in order: one per resolved param, then
-    /// the KUBEDAG_* identity. They are also the names a `$(name)` reference may use.
-    fn contract_vars<'s>(&'s self, step: &'s str) -> Vec<(&'s str, &'s str)> {
+    /// The values `step`'s container gets as env vars, in order: one per resolved param, the
+    /// KUBEDAG_* identity, `KUBEDAG_OUTPUTS` when it declares outputs, `KUBEDAG_RUN_PHASE` for an
+    /// exit handler (the phase the main steps produced), and the `KUBEDAG_OUTPUT_<STEP>_<NAME>`
+    /// variables its script names. They are also the names a `$(name)` reference may use.
+    fn contract_vars(&self, spec: &DagSpec, step: &Step) -> Vec<(String, String)> {
         let run_name = self.run.metadata.name.as_deref().unwrap_or_default();
-        let mut vars: Vec<(&str, &str)> = self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        vars.extend([
+        let mut vars: Vec<(String, String)> = self.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let identity = [
             ("KUBEDAG_DAG", self.dag_name),
             ("KUBEDAG_RUN", run_name),
-            ("KUBEDAG_STEP", step),
+            ("KUBEDAG_STEP", step.name.as_str()),
             ("KUBEDAG_REQUEST_ID", self.request_id),
             ("KUBEDAG_PARAM_HASH", self.param_hash),
-        ]);
+        ];
+        vars.extend(identity.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        if !step.outputs.is_empty() {
+            vars.push((outputs::OUTPUTS_ENV.into(), outputs::OUTPUTS_PATH.into()));
+        }
+        if spec.on_exit.iter().any(|h| h.name == step.name) {
+            let phase = plan::main_phase(spec, self.steps, self.run.spec.cancel);
+            vars.push(("KUBEDAG_RUN_PHASE".into(), phase.as_str().into()));
+        }
+        for reference in references::script_refs(spec, step) {
+            let value = self.output(&reference.step, &reference.output).unwrap_or_default();
+            vars.push((reference.env_name(), value.to_string()));
+        }
         vars
+    }
+
+    /// The recorded value of `step`'s output `name`.
+    fn output(&self, step: &str, name: &str) -> Option<&str> {
+        let status = self.steps.iter().find(|s| s.name == step)?;
+        status.outputs.get(name).map(String::as_str)
+    }
+
+    /// What a `$(name)` in command, args or an env value stands for: a contract var (the last of
+    /// equal names wins, as in the env list) or `steps.S.outputs.N`.
+    fn reference<'v>(&'v self, vars: &'v [(String, String)], name: &str) -> Option<&'v str> {
+        if let Some((_, value)) = vars.iter().rev().find(|(k, _)| k == name) {
+            return Some(value);
+        }
+        let output = references::parse_key(name)?;
+        Some(self.output(&output.step, &output.output).unwrap_or_default())
     }
 }
 
@@ -64,9 +96,8 @@ fn literal_env(name: &str, value: &str) -> EnvVar {
 }
 
 /// A user string for `command`, `args` or an env value: kubedag's `$(name)` references expanded
-/// with `vars` (in one pass; the last of equal names wins, as in the env list), then escaped.
-fn user_string(s: &str, vars: &[(&str, &str)]) -> String {
-    let lookup = |name: &str| vars.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| *v);
+/// (in one pass, [`RunIdentity::reference`]), then escaped.
+fn user_string<'v>(s: &str, lookup: &dyn Fn(&str) -> Option<&'v str>) -> String {
     expand::escape(&expand::expand(s, lookup))
 }
 
@@ -76,10 +107,11 @@ fn user_string(s: &str, vars: &[(&str, &str)]) -> String {
 pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32, job_name: &str) -> Job {
     let settings = settings::merge(&spec.defaults, &step.container);
     let labels = id.labels(&step.name, attempt);
-    let vars = id.contract_vars(&step.name);
+    let vars = id.contract_vars(spec, step);
     let mut pod_labels = settings.pod_labels.clone();
     pod_labels.extend(labels.clone());
-    let container = container(step, &settings, &vars);
+    let lookup = |name: &str| id.reference(&vars, name);
+    let container = container(step, &settings, &vars, &lookup);
     let annotations = settings.pod_annotations.clone();
     let pod = pod_spec(settings, container);
     Job {
@@ -111,12 +143,17 @@ pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32
 
 /// The step's container: its command (or script), the contract env vars then the user's (minus
 /// any named like a contract one), and the container settings.
-fn container(step: &Step, settings: &ContainerSettings, vars: &[(&str, &str)]) -> Container {
+fn container<'v>(
+    step: &Step,
+    settings: &ContainerSettings,
+    vars: &[(String, String)],
+    lookup: &dyn Fn(&str) -> Option<&'v str>,
+) -> Container {
     let mut env: Vec<EnvVar> = vars.iter().map(|(k, v)| literal_env(k, v)).collect();
     // User env values may reference params with $(name); kubedag expands them, Kubernetes must not.
     let user_env = settings.env.iter().filter(|e| !vars.iter().any(|(k, _)| *k == e.name));
     env.extend(user_env.map(|e| EnvVar {
-        value: e.value.as_deref().map(|v| user_string(v, vars)),
+        value: e.value.as_deref().map(|v| user_string(v, lookup)),
         ..e.clone()
     }));
     let (command, args) = match &step.script {
@@ -126,7 +163,7 @@ fn container(step: &Step, settings: &ContainerSettings, vars: &[(&str, &str)]) -
             Vec::new(),
         ),
         None => {
-            let strings = |v: &[String]| v.iter().map(|s| user_string(s, vars)).collect::<Vec<_>>();
+            let strings = |v: &[String]| v.iter().map(|s| user_string(s, lookup)).collect::<Vec<_>>();
             (strings(&step.command), strings(&step.args))
         }
     };
@@ -142,6 +179,9 @@ fn container(step: &Step, settings: &ContainerSettings, vars: &[(&str, &str)]) -
         volume_mounts: non_empty(settings.volume_mounts.clone()),
         working_dir: settings.working_dir.clone(),
         security_context: settings.security_context.clone(),
+        // Outputs travel in the termination message; "File" never falls back to the log.
+        termination_message_path: (!step.outputs.is_empty()).then(|| outputs::OUTPUTS_PATH.to_string()),
+        termination_message_policy: (!step.outputs.is_empty()).then(|| "File".to_string()),
         ..Default::default()
     }
 }
@@ -198,6 +238,7 @@ mod tests {
             request_id,
             param_hash: hash,
             params,
+            steps: &[],
         }
     }
 

@@ -1,7 +1,8 @@
 //! Reads a step Job (and, for failures, its pod) back into the planner's [`JobState`].
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ListParams;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -59,6 +60,7 @@ pub fn state_of(job: &Job) -> JobState {
         return JobState::Succeeded {
             finished_at: finished,
             exit_code: Some(0),
+            outputs: None,
         };
     }
     if let Some(failed) = is_true("Failed") {
@@ -75,29 +77,62 @@ pub fn state_of(job: &Job) -> JobState {
     JobState::Active
 }
 
-/// Fills in the exit code and a short reason of a failed Job from its pod's container status.
-pub async fn with_pod_details(ctx: &Context, namespace: &str, job_name: &str, state: JobState) -> JobState {
-    let JobState::Failed {
-        finished_at,
-        exit_code: None,
-        message,
-    } = state
-    else {
-        return state;
-    };
+/// Fills in what only the pod knows: for a failed Job its exit code and a short reason, for a
+/// succeeded one whose step declares outputs (`wants_outputs`) its termination message.
+pub async fn with_pod_details(
+    ctx: &Context,
+    namespace: &str,
+    job_name: &str,
+    state: JobState,
+    wants_outputs: bool,
+) -> JobState {
+    match state {
+        JobState::Failed {
+            finished_at,
+            exit_code: None,
+            message,
+        } => {
+            let terminated = terminated_container(ctx, namespace, job_name).await;
+            failed_with_pod(finished_at, message, terminated)
+        }
+        JobState::Succeeded {
+            finished_at,
+            exit_code,
+            outputs: None,
+        } if wants_outputs => {
+            let terminated = terminated_container(ctx, namespace, job_name).await;
+            JobState::Succeeded {
+                finished_at,
+                exit_code,
+                outputs: terminated.map(|t| t.message.unwrap_or_default()),
+            }
+        }
+        state => state,
+    }
+}
+
+/// The terminated state of the step container of the Job's pod, if the pod can be read.
+async fn terminated_container(ctx: &Context, namespace: &str, job_name: &str) -> Option<ContainerStateTerminated> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let selector = format!("batch.kubernetes.io/job-name={job_name}");
-    let terminated = match pods.list(&ListParams::default().labels(&selector)).await {
+    match pods.list(&ListParams::default().labels(&selector)).await {
         Ok(list) => list
             .items
             .iter()
             .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
             .find_map(|cs| cs.state.as_ref().and_then(|s| s.terminated.clone())),
         Err(err) => {
-            tracing::warn!(%job_name, %err, "could not read the failed step's pod");
+            tracing::warn!(%job_name, %err, "could not read the step's pod");
             None
         }
-    };
+    }
+}
+
+fn failed_with_pod(
+    finished_at: Option<Time>,
+    message: String,
+    terminated: Option<ContainerStateTerminated>,
+) -> JobState {
     match terminated {
         Some(t) => {
             let reason = t.reason.unwrap_or_else(|| "Error".into());

@@ -29,6 +29,10 @@ pub const OUTPUTS_PATH: &str = "/dev/termination-log";
 pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 /// Largest value of one output, in bytes.
 pub const MAX_VALUE_BYTES: usize = 1024;
+/// Largest size of all of a step's outputs as stored in the run's status (JSON-encoded names
+/// and values, so `"` and `\` count twice). With it, 200 steps at the limit take about 0.85 MiB
+/// of status, leaving 0.65 MiB of etcd's 1.5 MiB object limit for the rest.
+pub const MAX_STORED_BYTES: usize = 4096;
 /// Longest line quoted back in an error message, in characters.
 const QUOTED_LINE_CHARS: usize = 80;
 
@@ -40,6 +44,11 @@ pub enum OutputError {
         "outputs exceed 4 KiB: ${OUTPUTS_ENV} holds {bytes} bytes or more; all outputs together must stay under {TERMINATION_MESSAGE_LIMIT} bytes"
     )]
     TooLarge { bytes: usize },
+    /// The outputs take more than [`MAX_STORED_BYTES`] once JSON-encoded in the status.
+    #[error(
+        "outputs exceed 4 KiB as stored in the run's status: {bytes} bytes JSON-encoded (quotes and backslashes count twice); the limit is {MAX_STORED_BYTES}"
+    )]
+    StoredTooLarge { bytes: usize },
     /// A non-empty line without `=`; `line` counts from 1.
     #[error("${OUTPUTS_ENV} line {line}: {text:?} is not NAME=value")]
     NotAssignment { line: usize, text: String },
@@ -98,7 +107,18 @@ pub fn parse(text: &str, declared: &[String]) -> Result<BTreeMap<String, String>
         }
         *slot = value.to_string();
     }
+    let stored = stored_bytes(&values);
+    if stored > MAX_STORED_BYTES {
+        return Err(OutputError::StoredTooLarge { bytes: stored });
+    }
     Ok(values)
+}
+
+/// Bytes of `values` as `NAME=value` lines whose text is JSON-escaped: the file's size for plain
+/// text, more where the status must escape (`"`, `\`).
+fn stored_bytes(values: &BTreeMap<String, String>) -> usize {
+    let escaped = |s: &str| serde_json::to_string(s).map_or(s.len(), |j| j.len() - 2);
+    values.iter().map(|(k, v)| escaped(k) + escaped(v) + 2).sum()
 }
 
 /// The outputs a step that did not write (or did not run) exposes: every declared name -> `""`.

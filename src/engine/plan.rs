@@ -22,7 +22,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{DagSpec, RunPhase, Step, StepPhase, StepStatus};
 
-use super::{graph, naming};
+use super::params::Params;
+use super::{graph, naming, when};
+
+#[path = "plan_rules.rs"]
+mod rules;
+pub use rules::{main_phase, reset_for_retry};
 
 /// What the step's Job for its current attempt says.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +39,9 @@ pub enum JobState {
     Succeeded {
         finished_at: Option<Time>,
         exit_code: Option<i32>,
+        /// The container's termination message (its `$KUBEDAG_OUTPUTS` file), when the step
+        /// declares outputs and its pod could be read; None otherwise.
+        outputs: Option<String>,
     },
     Failed {
         finished_at: Option<Time>,
@@ -70,6 +78,8 @@ pub fn refusal_backoff_seconds(n: u32) -> i64 {
 pub struct PlanInput<'a> {
     pub run_name: &'a str,
     pub spec: &'a DagSpec,
+    /// The run's resolved params (for `when`).
+    pub params: &'a Params,
     /// Recorded step states (from the run's status); steps without an entry are Pending.
     pub recorded: &'a [StepStatus],
     /// The current state of a Job, by name.
@@ -155,32 +165,33 @@ impl Plan {
 #[error("the run's captured Dag spec has a dependency cycle")]
 pub struct CyclicSpec;
 
-/// Decides the next actions for one run.
+/// Decides the next actions for one run. Steps are indexed over `spec.steps` followed by
+/// `spec.onExit` ([`DagSpec::all_steps`]); handlers start once every main step is terminal,
+/// whatever the outcome, also after a cancel.
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, CyclicSpec> {
-    let order = graph::topological_order(&input.spec.steps).map_err(|_| CyclicSpec)?;
-    let mut planner = Planner::new(input);
+    let all: Vec<Step> = input.spec.all_steps().cloned().collect();
+    let order = graph::topological_order(&all).map_err(|_| CyclicSpec)?;
+    let mut planner = Planner::new(input, &all);
     if input.cancel {
-        planner.cancel();
-    } else {
-        planner.observe_running();
-        planner.start_or_skip_pending(&order);
+        planner.cancel_main_steps();
     }
+    planner.observe_running();
+    planner.start_or_skip_pending(&order);
     Ok(planner.finish())
 }
 
 struct Planner<'a> {
     input: &'a PlanInput<'a>,
+    all: &'a [Step],
     steps: Vec<StepStatus>,
     index: HashMap<&'a str, usize>,
     plan: Plan,
 }
 
 impl<'a> Planner<'a> {
-    fn new(input: &'a PlanInput<'a>) -> Self {
+    fn new(input: &'a PlanInput<'a>, all: &'a [Step]) -> Self {
         let recorded: HashMap<&str, &StepStatus> = input.recorded.iter().map(|s| (s.name.as_str(), s)).collect();
-        let steps = input
-            .spec
-            .steps
+        let steps = all
             .iter()
             .map(|step| {
                 recorded
@@ -194,8 +205,9 @@ impl<'a> Planner<'a> {
             .collect();
         Planner {
             input,
+            all,
             steps,
-            index: graph::index_by_name(&input.spec.steps),
+            index: graph::index_by_name(all),
             plan: Plan {
                 steps: Vec::new(),
                 launch: Vec::new(),
@@ -210,7 +222,17 @@ impl<'a> Planner<'a> {
     }
 
     fn spec_step(&self, i: usize) -> &'a Step {
-        &self.input.spec.steps[i]
+        &self.all[i]
+    }
+
+    fn is_handler(&self, i: usize) -> bool {
+        i >= self.input.spec.steps.len()
+    }
+
+    fn main_steps_done(&self) -> bool {
+        self.steps[..self.input.spec.steps.len()]
+            .iter()
+            .all(|s| s.phase.is_terminal())
     }
 
     fn job_state(&self, i: usize) -> JobState {
@@ -251,8 +273,9 @@ impl<'a> Planner<'a> {
         });
     }
 
-    fn cancel(&mut self) {
-        for i in 0..self.steps.len() {
+    /// `spec.cancel`: main steps stop (running Jobs deleted); handlers still run afterwards.
+    fn cancel_main_steps(&mut self) {
+        for i in 0..self.input.spec.steps.len() {
             match self.steps[i].phase {
                 StepPhase::Pending => self.finish_step(i, StepPhase::Cancelled, None, None),
                 StepPhase::Running => {
@@ -264,10 +287,6 @@ impl<'a> Planner<'a> {
                 _ => {}
             }
         }
-        self.plan.outcome = Some(Outcome {
-            phase: RunPhase::Cancelled,
-            message: "cancelled by spec.cancel".into(),
-        });
     }
 
     fn recheck_after(&mut self, seconds: i64) {
@@ -283,10 +302,20 @@ impl<'a> Planner<'a> {
             match self.job_state(i) {
                 JobState::Active => self.pod_runs(i),
                 JobState::Missing => self.relaunch_if_lost(i),
-                JobState::Succeeded { finished_at, exit_code } => {
+                JobState::Succeeded {
+                    finished_at,
+                    exit_code,
+                    outputs,
+                } => {
                     self.steps[i].exit_code = exit_code.or(Some(0));
                     self.steps[i].create_refusals = 0;
-                    self.finish_step(i, StepPhase::Succeeded, finished_at, None);
+                    match rules::record_outputs(self.spec_step(i), outputs.as_deref()) {
+                        Ok(values) => {
+                            self.steps[i].outputs = values;
+                            self.finish_step(i, StepPhase::Succeeded, finished_at, None);
+                        }
+                        Err(message) => self.finish_step(i, StepPhase::Failed, finished_at, Some(message)),
+                    }
                 }
                 JobState::Failed {
                     finished_at,
@@ -389,11 +418,7 @@ impl<'a> Planner<'a> {
 
     /// Whether step `i`'s outcome stops its dependants from running.
     fn blocks_dependants(&self, i: usize) -> bool {
-        match self.steps[i].phase {
-            StepPhase::Failed => !self.spec_step(i).continue_on_failure,
-            StepPhase::Skipped | StepPhase::Cancelled => true,
-            _ => false,
-        }
+        rules::blocks_dependants(self.spec_step(i), &self.steps[i])
     }
 
     fn start_or_skip_pending(&mut self, order: &[usize]) {
@@ -405,7 +430,7 @@ impl<'a> Planner<'a> {
         let mut slots = max_steps.saturating_sub(running);
         let mut budget = self.input.launch_budget.unwrap_or(usize::MAX);
         for &i in order {
-            if self.steps[i].phase != StepPhase::Pending {
+            if self.steps[i].phase != StepPhase::Pending || (self.is_handler(i) && !self.main_steps_done()) {
                 continue;
             }
             let deps: Vec<usize> = self
@@ -424,6 +449,23 @@ impl<'a> Planner<'a> {
             }
             if !deps.iter().all(|&d| self.steps[d].phase.is_terminal()) {
                 continue;
+            }
+            if let Some(when) = &self.spec_step(i).when {
+                let steps = |name: &str| self.index.get(name).map(|&d| &self.steps[d]);
+                match rules::evaluate_when(self.input.spec, self.spec_step(i), when, self.input.params, steps) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.steps[i].reason = Some(when::WHEN_FALSE.into());
+                        let message = format!("when is false: {when}");
+                        self.finish_step(i, StepPhase::Skipped, None, Some(message));
+                        continue;
+                    }
+                    Err(message) => {
+                        self.steps[i].reason = Some(rules::WHEN_ERROR.into());
+                        self.finish_step(i, StepPhase::Failed, None, Some(format!("when: {message}")));
+                        continue;
+                    }
+                }
             }
             let hold = if let Some(due) = self.steps[i]
                 .next_attempt_at
@@ -454,53 +496,10 @@ impl<'a> Planner<'a> {
 
     fn finish(mut self) -> Plan {
         if self.plan.outcome.is_none() && self.steps.iter().all(|s| s.phase.is_terminal()) {
-            self.plan.outcome = Some(self.outcome());
+            self.plan.outcome = Some(rules::outcome(self.input.spec, &self.steps, self.input.cancel));
         }
         self.plan.steps = self.steps;
         self.plan
-    }
-
-    fn outcome(&self) -> Outcome {
-        let failed: Vec<&str> = (0..self.steps.len())
-            .filter(|&i| self.steps[i].phase == StepPhase::Failed && !self.spec_step(i).continue_on_failure)
-            .map(|i| self.steps[i].name.as_str())
-            .collect();
-        if failed.is_empty()
-            && self
-                .steps
-                .iter()
-                .all(|s| matches!(s.phase, StepPhase::Succeeded | StepPhase::Failed))
-        {
-            Outcome {
-                phase: RunPhase::Succeeded,
-                message: format!("{} steps finished", self.steps.len()),
-            }
-        } else {
-            let first = failed.first().map(|name| {
-                let i = self.index[name];
-                let detail = self.steps[i].message.clone().unwrap_or_default();
-                format!("step {name:?} failed: {detail}")
-            });
-            Outcome {
-                phase: RunPhase::Failed,
-                message: first.unwrap_or_else(|| "steps did not succeed".into()),
-            }
-        }
-    }
-}
-
-/// Resets a Failed run for a retry: its failed, skipped and cancelled steps become Pending again and
-/// will launch as new attempts (new Job names); succeeded steps keep their results.
-pub fn reset_for_retry(steps: &mut [StepStatus]) {
-    for step in steps
-        .iter_mut()
-        .filter(|s| matches!(s.phase, StepPhase::Failed | StepPhase::Skipped | StepPhase::Cancelled))
-    {
-        step.phase = StepPhase::Pending;
-        step.attempts_before = step.attempts;
-        step.finished_at = None;
-        step.exit_code = None;
-        step.message = None;
     }
 }
 

@@ -16,6 +16,7 @@ fn plan_with(spec: &DagSpec, recorded: &[StepStatus], jobs: &HashMap<String, Job
     plan(&PlanInput {
         run_name: "run",
         spec,
+        params: &Default::default(),
         recorded,
         job: &lookup,
         cancel: false,
@@ -80,6 +81,7 @@ fn failure_skips_dependants_but_independent_steps_continue() {
         JobState::Succeeded {
             finished_at: None,
             exit_code: Some(0),
+            outputs: None,
         },
     );
     let p = plan_with(&s, &p.steps, &jobs, 2);
@@ -115,6 +117,7 @@ fn continue_on_failure_lets_dependants_run_and_the_run_succeed() {
         JobState::Succeeded {
             finished_at: None,
             exit_code: Some(0),
+            outputs: None,
         },
     );
     let p = plan_with(&s, &p.steps, &jobs, 2);
@@ -179,6 +182,7 @@ fn run_retry_reruns_failed_and_skipped_steps_as_new_attempts() {
         JobState::Succeeded {
             finished_at: None,
             exit_code: Some(0),
+            outputs: None,
         },
     );
     jobs.insert(naming::job_name("run", "a", 1), fail());
@@ -187,7 +191,7 @@ fn run_retry_reruns_failed_and_skipped_steps_as_new_attempts() {
     p = plan_with(&s, &p.steps, &jobs, 2);
     assert_eq!(p.outcome.as_ref().unwrap().phase, RunPhase::Failed);
     let mut steps = p.steps.clone();
-    reset_for_retry(&mut steps);
+    reset_for_retry(&s, &mut steps);
     assert_eq!(
         steps.iter().map(|s| s.phase).collect::<Vec<_>>(),
         [StepPhase::Succeeded, StepPhase::Pending, StepPhase::Pending]
@@ -227,6 +231,7 @@ fn cancel_deletes_running_jobs_and_cancels_pending_steps() {
     let c = plan(&PlanInput {
         run_name: "run",
         spec: &s,
+        params: &Default::default(),
         recorded: &p.steps,
         job: &lookup,
         cancel: true,
@@ -371,7 +376,7 @@ proptest! {
                 rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 if k == 0 || rng >> 63 == 1 {
                     let state = if job_outcome[name] {
-                        JobState::Succeeded { finished_at: None, exit_code: Some(0) }
+                        JobState::Succeeded { finished_at: None, exit_code: Some(0), outputs: None }
                     } else {
                         JobState::Failed { finished_at: None, exit_code: Some(1), message: "exit code 1".into() }
                     };
@@ -391,4 +396,164 @@ proptest! {
         });
         prop_assert_eq!(outcome.phase == RunPhase::Succeeded, should_succeed);
     }
+}
+
+fn succeeded_with(outputs: Option<&str>) -> JobState {
+    JobState::Succeeded {
+        finished_at: None,
+        exit_code: Some(0),
+        outputs: outputs.map(str::to_string),
+    }
+}
+
+fn failed_job() -> JobState {
+    JobState::Failed {
+        finished_at: None,
+        exit_code: Some(1),
+        message: "exit code 1".into(),
+    }
+}
+
+/// Plans until nothing changes, finishing every launched Job with `result(step name)`.
+fn run_to_end(s: &DagSpec, cancel_after_first: bool, result: impl Fn(&str) -> JobState) -> Plan {
+    let mut jobs = HashMap::new();
+    let mut recorded: Vec<StepStatus> = Vec::new();
+    for round in 0..20 {
+        let lookup = |name: &str| jobs.get(name).cloned().unwrap_or(JobState::Missing);
+        let p = plan(&PlanInput {
+            run_name: "run",
+            spec: s,
+            params: &[("mode".to_string(), "full".to_string())].into(),
+            recorded: &recorded,
+            job: &lookup,
+            cancel: cancel_after_first && round > 0,
+            now: t(round),
+            launch_budget: None,
+            missing_job_grace_seconds: 10,
+        })
+        .unwrap();
+        for l in &p.launch {
+            jobs.insert(l.job_name.clone(), result(&p.steps[l.step].name));
+        }
+        if p.outcome.is_some() {
+            return p;
+        }
+        recorded = p.steps;
+    }
+    panic!("the run did not end");
+}
+
+fn with_when(name: &str, deps: &[&str], when: &str) -> Step {
+    Step {
+        when: Some(when.into()),
+        ..step(name, deps)
+    }
+}
+
+#[test]
+fn when_false_skips_the_step_but_not_its_dependants_and_an_error_fails_it() {
+    let s = spec(vec![
+        step("a", &[]),
+        with_when("maybe", &["a"], "params.mode == 'quick'"),
+        step("after-maybe", &["maybe"]),
+        with_when("broken", &["a"], "int('abc') > 0"),
+        step("after-broken", &["broken"]),
+    ]);
+    let p = run_to_end(&s, false, |_| succeeded_with(None));
+    assert_eq!(
+        phases(&p),
+        vec![
+            StepPhase::Succeeded,
+            StepPhase::Skipped,
+            StepPhase::Succeeded,
+            StepPhase::Failed,
+            StepPhase::Skipped
+        ]
+    );
+    assert_eq!(p.steps[1].reason.as_deref(), Some(when::WHEN_FALSE));
+    assert!(
+        p.steps[3].message.as_deref().unwrap().starts_with("when: "),
+        "{:?}",
+        p.steps[3]
+    );
+    assert_eq!(p.outcome.unwrap().phase, RunPhase::Failed);
+}
+
+#[test]
+fn when_reads_outputs_and_a_when_false_step_alone_lets_the_run_succeed() {
+    let mut detect = step("detect", &[]);
+    detect.outputs = vec!["count".into()];
+    let s = spec(vec![
+        detect,
+        with_when("report", &["detect"], "int(steps.detect.outputs.count) > 3"),
+    ]);
+    let p = run_to_end(&s, false, |name| {
+        succeeded_with((name == "detect").then_some("count=2\n"))
+    });
+    assert_eq!(p.steps[0].outputs["count"], "2");
+    assert_eq!(p.steps[1].reason.as_deref(), Some(when::WHEN_FALSE));
+    assert_eq!(p.outcome.unwrap().phase, RunPhase::Succeeded);
+}
+
+#[test]
+fn undeclared_or_oversized_outputs_fail_the_step_naming_the_output() {
+    let mut a = step("a", &[]);
+    a.outputs = vec!["count".into()];
+    let s = spec(vec![a]);
+    let p = run_to_end(&s, false, |_| succeeded_with(Some("other=1")));
+    assert_eq!(p.steps[0].phase, StepPhase::Failed);
+    assert!(p.steps[0].message.as_deref().unwrap().contains("\"other\""));
+    let big = format!("count={}", "x".repeat(2000));
+    let p = run_to_end(&s, false, |_| succeeded_with(Some(&big)));
+    assert!(p.steps[0].message.as_deref().unwrap().contains("\"count\""));
+}
+
+/// (main steps' result, handler's result, cancel) -> the run's final phase.
+#[test]
+fn exit_handlers_run_after_the_main_steps_and_decide_the_final_phase_as_the_table_says() {
+    let mut s = spec(vec![step("main", &[]), step("second", &["main"])]);
+    s.on_exit = vec![step("notify", &[]), step("cleanup", &["notify"])];
+    for (main_ok, handler_ok, cancel, expected) in [
+        (true, true, false, RunPhase::Succeeded),
+        (true, false, false, RunPhase::Failed),
+        (false, true, false, RunPhase::Failed),
+        (false, false, false, RunPhase::Failed),
+        (true, true, true, RunPhase::Cancelled),
+        (true, false, true, RunPhase::Cancelled),
+    ] {
+        let p = run_to_end(&s, cancel, |name| {
+            let ok = if name == "notify" || name == "cleanup" {
+                handler_ok
+            } else {
+                main_ok
+            };
+            if ok { succeeded_with(None) } else { failed_job() }
+        });
+        let outcome = p.outcome.clone().unwrap();
+        assert_eq!(
+            outcome.phase, expected,
+            "main ok {main_ok}, handler ok {handler_ok}, cancel {cancel}"
+        );
+        // Handlers ran (or were skipped by their own failed dependency), never cancelled.
+        assert_ne!(p.steps[2].phase, StepPhase::Cancelled);
+        assert!(p.steps[2].phase == StepPhase::Succeeded || !handler_ok);
+    }
+}
+
+#[test]
+fn handlers_wait_for_every_main_step() {
+    let mut s = spec(vec![step("a", &[]), step("b", &[])]);
+    s.on_exit = vec![step("h", &[])];
+    let mut jobs = HashMap::new();
+    let p = plan_with(&s, &[], &jobs, 0);
+    assert_eq!(p.launch.len(), 2, "main steps only");
+    jobs.insert(p.steps[0].job_name.clone().unwrap(), succeeded_with(None));
+    jobs.insert(p.steps[1].job_name.clone().unwrap(), JobState::Active);
+    let p = plan_with(&s, &p.steps, &jobs, 1);
+    assert!(p.launch.is_empty(), "b still runs");
+    jobs.insert(p.steps[1].job_name.clone().unwrap(), failed_job());
+    let p = plan_with(&s, &p.steps, &jobs, 2);
+    assert_eq!(p.launch.len(), 1);
+    assert_eq!(p.steps[p.launch[0].step].name, "h");
+    assert_eq!(main_phase(&s, &p.steps, false), RunPhase::Failed);
 }

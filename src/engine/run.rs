@@ -304,8 +304,7 @@ fn started_status(
     admissible: admit::Admissible,
 ) -> DagRunStatus {
     let steps: Vec<StepStatus> = spec
-        .steps
-        .iter()
+        .all_steps()
         .map(|s| StepStatus {
             name: s.name.clone(),
             ..Default::default()
@@ -395,9 +394,11 @@ fn running(facts: &RunFacts<'_>, status: DagRunStatus, mut events: Vec<RunEvent>
         );
     };
     let run_name = facts.run.metadata.name.as_deref().unwrap_or_default();
+    let no_params = Default::default();
     let planned = plan::plan(&PlanInput {
         run_name,
         spec: &spec,
+        params: status.params.as_ref().unwrap_or(&no_params),
         recorded: &status.steps,
         job: facts.jobs,
         cancel: facts.run.spec.cancel,
@@ -445,14 +446,14 @@ fn step_events(plan: &Plan, spec: &DagSpec, events: &mut Vec<RunEvent>) {
     }
     for (i, message, permanent) in &plan.refused {
         events.push(RunEvent::StepRefused {
-            step: spec.steps[*i].name.clone(),
+            step: spec.step_at(*i).name.clone(),
             message: message.clone(),
             permanent: *permanent,
         });
     }
     for launch in &plan.launch {
         events.push(RunEvent::StepStarted {
-            step: spec.steps[launch.step].name.clone(),
+            step: spec.step_at(launch.step).name.clone(),
             attempt: launch.attempt,
             job: launch.job_name.clone(),
         });
@@ -484,7 +485,7 @@ fn finished(facts: &RunFacts<'_>, mut status: DagRunStatus) -> Decision {
             done(settle(facts, status, Vec::new(), Requeue::OnChange))
         }
         None => {
-            plan::reset_for_retry(&mut status.steps);
+            plan::reset_for_retry(&spec, &mut status.steps);
             status.phase = RunPhase::Running;
             status.reason = Some("Retried".into());
             status.message = Some(format!(

@@ -137,6 +137,7 @@ fn succeed_all(world: &mut World, next: &Next) {
                 JobState::Succeeded {
                     finished_at: None,
                     exit_code: Some(0),
+                    outputs: None,
                 },
             );
         }
@@ -358,7 +359,7 @@ proptest! {
                 if let Some(job) = &step.job_name {
                     let state = match c % 3 {
                         0 => JobState::Active,
-                        1 => JobState::Succeeded { finished_at: None, exit_code: Some(0) },
+                        1 => JobState::Succeeded { finished_at: None, exit_code: Some(0), outputs: None },
                         _ => JobState::Failed { finished_at: None, exit_code: Some(2), message: "exit code 2".into() },
                     };
                     world.jobs.entry(job.clone()).or_insert(state);

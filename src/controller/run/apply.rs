@@ -100,11 +100,12 @@ impl Target<'_> {
             request_id: self.status.request_id.as_deref().unwrap_or_default(),
             param_hash: self.status.param_hash.as_deref().unwrap_or_default(),
             params: self.status.params.as_ref().unwrap_or(&empty),
+            steps: &self.status.steps,
         };
         let job = build_job(
             &identity,
             self.spec,
-            &self.spec.steps[launch.step],
+            self.spec.step_at(launch.step),
             launch.attempt,
             &launch.job_name,
         );
@@ -150,7 +151,8 @@ fn latency_since_ready(
     steps: &[StepStatus],
     step: usize,
 ) -> Option<f64> {
-    let dependencies: Vec<_> = spec.steps[step]
+    let dependencies: Vec<_> = spec
+        .step_at(step)
         .depends
         .iter()
         .filter_map(|d| steps.iter().find(|s| &s.name == d))

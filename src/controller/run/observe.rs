@@ -28,11 +28,15 @@ pub async fn step_jobs(ctx: &Context, run: &DagRun) -> HashMap<String, JobState>
     };
     let namespace = run.namespace().unwrap_or_default();
     let uid = run.uid().unwrap_or_default();
+    let declares_outputs = |step: &str| {
+        let spec = status.dag_spec.as_ref();
+        spec.is_some_and(|spec| spec.all_steps().any(|s| s.name == step && !s.outputs.is_empty()))
+    };
     for step in status.steps.iter().filter(|s| s.phase == StepPhase::Running) {
         let Some(job) = &step.job_name else { continue };
         let state = match job_state::cached_state(ctx, &namespace, job, &uid) {
             JobState::Active => not_running_yet(ctx, &namespace, job).await.unwrap_or(JobState::Active),
-            state => job_state::with_pod_details(ctx, &namespace, job, state).await,
+            state => job_state::with_pod_details(ctx, &namespace, job, state, declares_outputs(&step.name)).await,
         };
         observed.insert(job.clone(), state);
     }
