@@ -7,7 +7,6 @@ mod common;
 #[path = "e2e_chart_support/mod.rs"]
 mod support;
 
-use common::TestEnv;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -19,13 +18,7 @@ use support::{CHART, must, sh};
 #[tokio::test]
 #[ignore = "needs the local cluster: make test"]
 async fn chart_installs_runs_the_examples_upgrades_without_losing_a_run_and_uninstalls() {
-    let env = TestEnv::without_operator("helm").await;
-    let ns = env.ns.clone();
-
-    // The operator image, from this build's binary, imported into the cluster's containerd.
-    support::operator_image().await;
-
-    let release = format!("kd-{ns}");
+    let (env, ns, release) = support::chart_test_env("helm").await;
     // The test harness owns the CRDs (shared by every test): this release leaves them alone.
     let values = support::test_values(&ns, false);
     let rendered = support::helm_template(&release, CHART, &ns, &["--set", &values]).await;

@@ -108,6 +108,16 @@ pub async fn operator_image() {
         .await;
 }
 
+/// A fresh test namespace (no host operator), this build's operator image in the cluster, and
+/// the name of the test's Helm release. Needs `mod common;` beside this module.
+pub async fn chart_test_env(prefix: &str) -> (crate::common::TestEnv, String, String) {
+    let env = crate::common::TestEnv::without_operator(prefix).await;
+    operator_image().await;
+    let ns = env.ns.clone();
+    let release = format!("kd-{ns}");
+    (env, ns, release)
+}
+
 /// `--set` values of an in-cluster test install in namespace `ns`: this build's image, watching
 /// only `ns` (so the webhook and RBAC stay in it), webhook failurePolicy Fail (deterministic
 /// refusals), and the CRDs left to the test harness unless `own_crds`.
