@@ -161,3 +161,14 @@ async fn wrong_values_are_refused_by_helm_install_naming_them() {
     let (ok, out, err) = install("--dry-run=server", "--description=valid").await;
     assert!(ok, "valid values are accepted:\n{out}\n{err}");
 }
+
+#[tokio::test]
+#[ignore = "needs helm from the local cluster's tools: make test"]
+async fn manifests_install_yaml_is_the_chart_rendered_with_defaults() {
+    let rendered = support::helm_template("kubedag", CHART, "kubedag-system", &[]).await;
+    let committed = std::fs::read_to_string(format!("{ROOT}/manifests/install.yaml")).unwrap();
+    assert!(
+        committed.ends_with(&rendered) && committed.contains("kind: CustomResourceDefinition"),
+        "manifests/install.yaml is stale: run `make manifests` and commit the result"
+    );
+}

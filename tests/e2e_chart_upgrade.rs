@@ -180,18 +180,8 @@ async fn helm_upgrade_applies_a_new_crd_field_and_a_run_uses_it() {
     assert_eq!(stored_timeout(&dags).await, None, "the previous schema prunes {FIELD}");
 
     // The upgrade, explicit about its values; the CRDs are templates, so Helm patches them.
-    let mut upgrade = vec![
-        "upgrade",
-        &release,
-        CHART,
-        "-n",
-        &ns,
-        "--reset-values",
-        "--set",
-        &values,
-    ];
-    upgrade.extend(["--wait", "--timeout", "3m"]);
-    must("helm", &upgrade).await;
+    let (ok, out, err) = support::helm_upgrade(&release, CHART, &ns, &values, &[]).await;
+    assert!(ok, "helm upgrade:\n{out}\n{err}");
     support::wait_rollout(&release, &ns).await;
     assert!(
         live_schema_has(&env.client, FIELD).await,

@@ -127,24 +127,41 @@ pub fn test_values(ns: &str, own_crds: bool) -> String {
     )
 }
 
+/// `helm ACTION RELEASE CHART -n NS [flags] --set VALUES --wait --timeout 3m EXTRA...`;
+/// returns (success, stdout, stderr).
+async fn helm_release(
+    action: &[&str],
+    release: &str,
+    chart: &str,
+    ns: &str,
+    values: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let mut args = vec![action[0], release, chart, "-n", ns];
+    args.extend_from_slice(&action[1..]);
+    args.extend(["--set", values, "--wait", "--timeout", "3m"]);
+    args.extend_from_slice(extra);
+    sh("helm", &args, None).await
+}
+
 /// `helm install RELEASE CHART -n NS --set VALUES --wait` with `extra` flags, then waits for
 /// the operator's rollout (helm --wait accepts 0 available pods with maxUnavailable 1).
 pub async fn helm_install(release: &str, chart: &str, ns: &str, values: &str, extra: &[&str]) {
-    let mut args = vec![
-        "install",
-        release,
-        chart,
-        "-n",
-        ns,
-        "--set",
-        values,
-        "--wait",
-        "--timeout",
-        "3m",
-    ];
-    args.extend_from_slice(extra);
-    must("helm", &args).await;
+    let (ok, out, err) = helm_release(&["install"], release, chart, ns, values, extra).await;
+    assert!(ok, "helm install {release} {chart}:\n{out}\n{err}");
     wait_rollout(release, ns).await;
+}
+
+/// `helm upgrade RELEASE CHART -n NS --reset-values --set VALUES --wait` (explicit about values:
+/// nothing of the last release's is reused) with `extra` flags; returns (success, stdout, stderr).
+pub async fn helm_upgrade(
+    release: &str,
+    chart: &str,
+    ns: &str,
+    values: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
+    helm_release(&["upgrade", "--reset-values"], release, chart, ns, values, extra).await
 }
 
 /// Waits until the release's operator Deployment has rolled out.
