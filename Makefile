@@ -63,7 +63,7 @@ manifests:
 bench:
 	bench/run.sh
 
-## Release artifacts in dist/: operator image (OCI archive), packaged chart, kubectl-dag binary
+## Release artifacts in target/dist/: operator image (OCI archive), packaged chart, kubectl-dag binary
 ## archive, krew plugin manifest, SHA256SUMS. VERSION defaults to the chart's appVersion.
 dist:
 	scripts/dist.sh
