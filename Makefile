@@ -4,6 +4,7 @@ E2E_DIR ?= /var/lib/kubedag-e2e
 export PATH := $(E2E_DIR)/bin:$(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 
 .PHONY: build release test unit lint fmt crds cluster-up cluster-down smoke demo install image manifests bench
+.PHONY: dist
 
 build:
 	cargo build --locked
@@ -29,7 +30,7 @@ fmt:
 ## Regenerate crds/ from the Rust types.
 crds:
 	cargo run -q --locked -- crds > crds/kubedag.io.yaml
-	cp crds/kubedag.io.yaml charts/kubedag/crds/kubedag.io.yaml
+	cp crds/kubedag.io.yaml charts/kubedag/files/crds/kubedag.io.yaml
 
 ## The local real control plane and node; prints the export lines to use it.
 cluster-up:
@@ -61,3 +62,8 @@ manifests:
 ## writes bench/results/latest.{json,md}. Quick run: make bench BENCH_SCALE=0.1
 bench:
 	bench/run.sh
+
+## Release artifacts in target/dist/: operator image (OCI archive), packaged chart, kubectl-dag binary
+## archive, krew plugin manifest, SHA256SUMS. VERSION defaults to the chart's appVersion.
+dist:
+	scripts/dist.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Renders manifests/install.yaml: namespace, CRDs and the Helm chart with default values, for
-# `kubectl apply -f` and GitOps. No generated names: re-applying it is a no-op.
+# Renders manifests/install.yaml: the namespace and the Helm chart with default values (CRDs
+# included), for `kubectl apply --server-side -f` and GitOps. No generated names: re-applying it
+# is a no-op. The image is kubedag.local/kubedag:<appVersion>: point it at your registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/var/lib/kubedag-e2e/bin:$PATH
@@ -11,7 +12,8 @@ command -v helm >/dev/null || { echo "helm not found: run make cluster-up once (
   echo "apiVersion: v1"
   echo "kind: Namespace"
   echo "metadata: {name: kubedag-system}"
-  cat crds/kubedag.io.yaml
-  helm template kubedag charts/kubedag --namespace kubedag-system
+  # --kube-version: the chart's kubeVersion is checked against it (a helm built without Helm's
+  # release ldflags would assume v1.20).
+  helm template kubedag charts/kubedag --namespace kubedag-system --kube-version "${KUBE_VERSION:-1.35.0}"
 } > manifests/install.yaml
 echo "wrote manifests/install.yaml" >&2

@@ -4,106 +4,27 @@
 
 mod common;
 
-use std::process::Stdio;
+#[path = "e2e_chart_support/mod.rs"]
+mod support;
 
-use common::TestEnv;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::ListParams;
 use kubedag::api::{Dag, DagRun, RunPhase};
-use tokio::io::AsyncWriteExt;
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// Runs a command from the repository root, feeding `stdin`; returns (success, stdout, stderr).
-async fn sh(program: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .current_dir(ROOT)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} on PATH (make test puts the cluster's tools there): {e}"));
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-async fn must(program: &str, args: &[&str]) -> String {
-    let (ok, out, err) = sh(program, args, None).await;
-    assert!(ok, "{program} {args:?} failed:\n{out}\n{err}");
-    out
-}
+use support::{CHART, must, sh};
 
 #[tokio::test]
 #[ignore = "needs the local cluster: make test"]
 async fn chart_installs_runs_the_examples_upgrades_without_losing_a_run_and_uninstalls() {
-    let env = TestEnv::without_operator("helm").await;
-    let ns = env.ns.clone();
-
-    // The operator image, from this build's binary, imported into the cluster's containerd.
-    let archive = format!("{ROOT}/target/image/kubedag-e2e.tar");
-    let binary = format!("{}:/kubedag", env!("CARGO_BIN_EXE_kubedag"));
-    let image_args = [
-        "--add-binary",
-        &binary,
-        "--name",
-        "kubedag.local/kubedag:e2e",
-        "--out",
-        &archive,
-        "--entrypoint",
-        "/kubedag",
-    ];
-    must(
-        "e2e/oci-image.sh",
-        &[&image_args[..], &["--user", "65532:65532", "--no-gzip"]].concat(),
-    )
-    .await;
-    must("e2e/import-image.sh", &[&archive]).await;
-
-    let release = format!("kd-{ns}");
-    let values = format!("watchNamespace={ns},image.tag=e2e,webhook.failurePolicy=Fail,log.level=info\\,kubedag=debug");
-    let rendered = must(
-        "helm",
-        &["template", &release, "charts/kubedag", "-n", &ns, "--set", &values],
-    )
-    .await;
-    let (ok, _, err) = sh("kubectl", &["apply", "--dry-run=server", "-f", "-"], Some(&rendered)).await;
+    let (env, ns, release) = support::chart_test_env("helm").await;
+    // The test harness owns the CRDs (shared by every test): this release leaves them alone.
+    let values = support::test_values(&ns, false);
+    let rendered = support::helm_template(&release, CHART, &ns, &["--set", &values]).await;
+    let (ok, err) = support::server_dry_run(&rendered).await;
     assert!(ok, "rendered chart validates against the cluster's OpenAPI: {err}");
-    must(
-        "helm",
-        &[
-            "install",
-            &release,
-            "charts/kubedag",
-            "-n",
-            &ns,
-            "--set",
-            &values,
-            "--wait",
-            "--timeout",
-            "3m",
-        ],
-    )
-    .await;
-    // helm --wait accepts 0 available pods with maxUnavailable 1; wait for the operator itself.
-    let deployment = format!("deployment/{release}-kubedag");
-    must(
-        "kubectl",
-        &["rollout", "status", &deployment, "-n", &ns, "--timeout=180s"],
-    )
-    .await;
+    support::helm_install(&release, CHART, &ns, &values, &[]).await;
 
     // Examples, applied twice: the second apply changes nothing and fails nothing.
     for _ in 0..2 {
@@ -170,10 +91,11 @@ async fn chart_installs_runs_the_examples_upgrades_without_losing_a_run_and_unin
         &[
             "upgrade",
             &release,
-            "charts/kubedag",
+            CHART,
             "-n",
             &ns,
-            "--reuse-values",
+            // Explicit about values: the last release's, plus the one change.
+            "--reset-then-reuse-values",
             "--set",
             "concurrency=8",
             "--wait",
@@ -182,11 +104,7 @@ async fn chart_installs_runs_the_examples_upgrades_without_losing_a_run_and_unin
         ],
     )
     .await;
-    must(
-        "kubectl",
-        &["rollout", "status", &deployment, "-n", &ns, "--timeout=180s"],
-    )
-    .await;
+    support::wait_rollout(&release, &ns).await;
     let deployments: Api<Deployment> = env.api();
     let args = deployments.list(&ListParams::default()).await.unwrap().items[0]
         .spec

@@ -18,3 +18,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "kubedag.webhookConfigName" -}}
 {{- if .Values.watchNamespace }}{{ printf "%s-%s" (include "kubedag.fullname" .) .Values.watchNamespace | trunc 63 | trimSuffix "-" }}{{ else }}{{ include "kubedag.fullname" . }}{{ end }}
 {{- end }}
+
+{{- /* The operator's ServiceAccount: serviceAccount.name, else the full name. */ -}}
+{{- define "kubedag.serviceAccountName" -}}
+{{- default (include "kubedag.fullname" .) .Values.serviceAccount.name }}
+{{- end }}
+
+{{- /* repository:tag, the tag defaulting to the chart's appVersion. */ -}}
+{{- define "kubedag.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- /* PromQL label matchers of this release's operator as scraped through the chart's
+       ServiceMonitor (job = the Service name). */ -}}
+{{- define "kubedag.metricsSelector" -}}
+job="{{ include "kubedag.fullname" . }}",namespace="{{ .Release.Namespace }}"
+{{- end }}
