@@ -91,7 +91,9 @@ pub fn summary(run: &DagRun, now: Timestamp, style: Style) -> String {
 }
 
 fn step_table(views: &[StepView<'_>], now: Timestamp) -> Table {
-    let mut table = Table::new(&["STEP", "PHASE", "ATTEMPTS", "DURATION", "EXIT", "DEPENDS", "MESSAGE"]);
+    let mut table = Table::new(&[
+        "STEP", "PHASE", "ATTEMPTS", "DURATION", "EXIT", "DEPENDS", "OUTPUTS", "MESSAGE",
+    ]);
     let unknown = StepStatus::default();
     for view in views {
         let status = view.status.unwrap_or(&unknown);
@@ -107,10 +109,29 @@ fn step_table(views: &[StepView<'_>], now: Timestamp) -> Table {
             } else {
                 view.depends.join(",").into()
             },
-            truncate(status.message.as_deref().unwrap_or(""), MAX_MESSAGE_LEN).into(),
+            truncate(&outputs_summary(status), MAX_MESSAGE_LEN).into(),
+            truncate(&why(status), MAX_MESSAGE_LEN).into(),
         ]);
     }
     table
+}
+
+/// `name=value` pairs of the step's outputs, or `-`.
+fn outputs_summary(status: &StepStatus) -> String {
+    if status.outputs.is_empty() {
+        return "-".into();
+    }
+    let pairs: Vec<String> = status.outputs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join(" ")
+}
+
+/// The step's message, led by its reason when it has one (e.g. `WhenFalse: when is false: ...`).
+fn why(status: &StepStatus) -> String {
+    let message = status.message.as_deref().unwrap_or("");
+    match &status.reason {
+        Some(reason) => format!("{reason}: {message}"),
+        None => message.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -189,12 +210,36 @@ mod tests {
             "Name:       img-abc\nNamespace:\nDag:        img\nPhase:      Failed (2/2 steps done)\n\
              RequestId:  req-1\nParamHash:  {}\nParams:     file=m31.fits\nCreated:    1m0s ago\n\
              Duration:   30s\nMessage:    step calibrate failed\n\n\
-             STEP           PHASE       ATTEMPTS   DURATION   EXIT   DEPENDS   MESSAGE\n\
-             fetch          Succeeded   1          3s         0      -\n\
-             └─ calibrate   Failed      3          25s        2      fetch     exit code 2\n",
+             STEP           PHASE       ATTEMPTS   DURATION   EXIT   DEPENDS   OUTPUTS   MESSAGE\n\
+             fetch          Succeeded   1          3s         0      -         -\n\
+             └─ calibrate   Failed      3          25s        2      fetch     -         exit code 2\n",
             "ab".repeat(32)
         );
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn outputs_skip_reasons_and_exit_handlers_are_shown() {
+        let mut run = finished_run();
+        let status = run.status.as_mut().unwrap();
+        let spec = status.dag_spec.as_mut().unwrap();
+        spec.on_exit = vec![Step {
+            name: "notify".into(),
+            ..Default::default()
+        }];
+        status.steps[1].outputs = [("count".to_string(), "42".to_string())].into();
+        status.steps[0].phase = StepPhase::Skipped;
+        status.steps[0].reason = Some("WhenFalse".into());
+        status.steps[0].message = Some("when is false: params.mode == 'full'".into());
+        status.steps.push(StepStatus {
+            name: "notify".into(),
+            phase: StepPhase::Succeeded,
+            ..Default::default()
+        });
+        let text = render(&run, None, at(60).0, Style::PLAIN);
+        assert!(text.contains("count=42"), "{text}");
+        assert!(text.contains("WhenFalse: when is false"), "{text}");
+        assert!(text.contains("notify (onExit)"), "{text}");
     }
 
     #[test]

@@ -11,19 +11,42 @@ pub struct StepView<'a> {
     /// Longest chain of dependencies above this step (0 for steps without dependencies).
     pub level: usize,
     pub status: Option<&'a StepStatus>,
+    /// An `onExit` handler (listed after the main steps).
+    pub handler: bool,
 }
 
-/// Every step of `spec` in dependency order (ties in spec order), then any step that only
-/// `statuses` knows. Without a spec (a run not started yet), the statuses in their own order.
+/// Every step of `spec` in dependency order (ties in spec order), then its `onExit` handlers
+/// the same way, then any step that only `statuses` knows. Without a spec (a run not started
+/// yet), the statuses in their own order.
 pub fn ordered<'a>(spec: Option<&'a DagSpec>, statuses: &'a [StepStatus]) -> Vec<StepView<'a>> {
-    let status_of = |name: &str| statuses.iter().find(|s| s.name == name);
     let mut views: Vec<StepView<'a>> = Vec::new();
     if let Some(spec) = spec {
-        let order = graph::topological_order(&spec.steps).unwrap_or_else(|_| (0..spec.steps.len()).collect());
-        let index = graph::index_by_name(&spec.steps);
-        let mut levels = vec![0usize; spec.steps.len()];
+        views.extend(in_order(&spec.steps, statuses, false));
+        views.extend(in_order(&spec.on_exit, statuses, true));
+    }
+    for status in statuses {
+        if !views.iter().any(|v| v.name == status.name) {
+            views.push(StepView {
+                name: &status.name,
+                depends: &[],
+                level: 0,
+                status: Some(status),
+                handler: false,
+            });
+        }
+    }
+    views
+}
+
+fn in_order<'a>(steps: &'a [crate::api::Step], statuses: &'a [StepStatus], handler: bool) -> Vec<StepView<'a>> {
+    let status_of = |name: &str| statuses.iter().find(|s| s.name == name);
+    let mut views = Vec::new();
+    {
+        let order = graph::topological_order(steps).unwrap_or_else(|_| (0..steps.len()).collect());
+        let index = graph::index_by_name(steps);
+        let mut levels = vec![0usize; steps.len()];
         for &i in &order {
-            let step = &spec.steps[i];
+            let step = &steps[i];
             levels[i] = step
                 .depends
                 .iter()
@@ -36,16 +59,7 @@ pub fn ordered<'a>(spec: Option<&'a DagSpec>, statuses: &'a [StepStatus]) -> Vec
                 depends: &step.depends,
                 level: levels[i],
                 status: status_of(&step.name),
-            });
-        }
-    }
-    for status in statuses {
-        if !views.iter().any(|v| v.name == status.name) {
-            views.push(StepView {
-                name: &status.name,
-                depends: &[],
-                level: 0,
-                status: Some(status),
+                handler,
             });
         }
     }
@@ -53,11 +67,17 @@ pub fn ordered<'a>(spec: Option<&'a DagSpec>, statuses: &'a [StepStatus]) -> Vec
 }
 
 /// The step name drawn as a tree: indented by its level, with a branch mark below the roots.
+/// Exit handlers are marked `(onExit)`.
 pub fn tree_label(view: &StepView<'_>) -> String {
-    if view.level == 0 {
-        view.name.to_string()
+    let name = if view.handler {
+        format!("{} (onExit)", view.name)
     } else {
-        format!("{}└─ {}", "   ".repeat(view.level - 1), view.name)
+        view.name.to_string()
+    };
+    if view.level == 0 {
+        name
+    } else {
+        format!("{}└─ {name}", "   ".repeat(view.level - 1))
     }
 }
 
