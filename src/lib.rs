@@ -3,9 +3,11 @@
 //! - [`api`] holds the `Dag` and `DagRun` custom resources.
 //! - [`engine`] holds the pure core (params and hash, validation, planner).
 //! - [`controller`] holds reconcilers, Jobs, status, events, metrics.
+//! - [`testkit`] holds what the e2e tests and the benchmark driver share (never used by the operator).
 
 pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod engine;
+pub mod testkit;
