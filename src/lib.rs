@@ -6,6 +6,7 @@
 //! - [`admission`] holds the validating webhook.
 //! - [`runtime`] holds the operator process: wiring, servers, leader election.
 //! - [`cli`] holds `kubectl dag`.
+//! - [`testkit`] holds what the e2e tests and the benchmark driver share (never used by the operator).
 
 pub mod admission;
 pub mod api;
@@ -13,3 +14,4 @@ pub mod cli;
 pub mod controller;
 pub mod engine;
 pub mod runtime;
+pub mod testkit;

@@ -5,102 +5,97 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use kubedag::api::{Dag, DagRun, RunPhase};
+use kubedag::testkit::manifests::{self, DagManifest};
+use kubedag::testkit::operator::{self, Launch, Operator};
+use kubedag::testkit::{cluster, http, poll};
 
-pub const STEP_IMAGE: &str = "kubedag.local/busybox:1";
+/// The step image the local cluster imports.
+pub const STEP_IMAGE: &str = kubedag::testkit::STEP_IMAGE;
 
 /// Upper bound for any single wait; a safety net against hangs, not a speed assertion.
 pub const WAIT: Duration = Duration::from_secs(300);
 
-/// A DagRun manifest named `name` of Dag `dag` with string params.
+/// A DagRun manifest (text for kubectl or [`TestEnv::create`]) named `name` of Dag `dag` with
+/// string params.
 pub fn run_yaml(name: &str, dag: &str, params: &[(&str, &str)]) -> String {
-    let params: Vec<String> = params.iter().map(|(k, v)| format!("{k}: \"{v}\"")).collect();
-    format!(
-        "apiVersion: kubedag.io/v1alpha1\nkind: DagRun\nmetadata: {{name: {name}}}\nspec:\n  dagRef: {{name: {dag}}}\n  params: {{{}}}\n",
-        params.join(", ")
-    )
+    manifests::manifest_text(&manifests::dag_run(name, dag, params))
 }
 
-/// A one-step Dag with a required `file` param whose step runs `command` (a shell script).
+/// A one-step Dag manifest (text) with a required `file` param whose step `work` runs `script`
+/// (a shell script), under duplicate policy `policy`.
 pub fn one_step_dag(name: &str, policy: &str, script: &str) -> String {
-    format!(
-        r#"
-apiVersion: kubedag.io/v1alpha1
-kind: Dag
-metadata: {{name: {name}}}
-spec:
-  params: [{{name: file}}]
-  defaults: {{image: "{STEP_IMAGE}", imagePullPolicy: IfNotPresent}}
-  duplicatePolicy: {policy}
-  steps: [{{name: work, script: '{script}'}}]
-"#
-    )
+    let dag = DagManifest::new(name)
+        .param("file")
+        .spec_field("duplicatePolicy", json!(policy))
+        .step(manifests::script_step("work", script, &[]));
+    manifests::manifest_text(&dag.into_value())
 }
 
-/// An operator process; SIGKILLed when dropped.
-pub struct OperatorProcess {
-    child: Child,
-    pub metrics_port: u16,
+/// A namespaced Kubernetes object the tests create from YAML.
+pub trait TestObject:
+    kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+{
 }
+
+impl<K> TestObject for K where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+{
+}
+
+/// An operator process of this test (the freshly built `kubedag` binary, logging at
+/// `kubedag=debug` and appending to the test's log); SIGKILLed when dropped.
+pub struct OperatorProcess(Operator);
 
 impl OperatorProcess {
     fn spawn(ns: &str, log_path: &str, extra_args: &[&str]) -> OperatorProcess {
-        let metrics_port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_path)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kubedag"))
-            .args([
-                "operator",
-                "--namespace",
-                ns,
-                "--metrics-addr",
-                &format!("127.0.0.1:{metrics_port}"),
-            ])
-            .args(extra_args)
-            .env("RUST_LOG", "info,kubedag=debug,kube=warn")
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start the operator binary");
-        OperatorProcess { child, metrics_port }
+        let mut launch = Launch::new(env!("CARGO_BIN_EXE_kubedag"), ns, log_path);
+        launch.append_log = true;
+        launch.rust_log = "info,kubedag=debug,kube=warn".into();
+        launch.args = extra_args.iter().map(|a| a.to_string()).collect();
+        OperatorProcess(Operator::spawn(&launch).expect("start the operator binary"))
+    }
+
+    /// The port of its metrics server on 127.0.0.1.
+    pub fn metrics_port(&self) -> u16 {
+        self.0.metrics_port()
     }
 
     /// SIGKILL: no graceful shutdown.
     pub fn kill_operator(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.kill();
     }
 
-    /// Sum over label sets of the metric lines starting with `name` (0 when not served yet).
+    /// Sum over label sets of the samples named `name` (0 when not served yet).
+    ///
+    /// # Panics
+    /// When `/metrics` does not answer (the operator is not running).
     pub async fn metric(&self, name: &str) -> f64 {
-        let body = http_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port)).await;
-        body.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        self.kill_operator();
+        self.0
+            .metrics()
+            .await
+            .expect("the operator's /metrics answers")
+            .sum(name)
     }
 }
 
@@ -132,22 +127,8 @@ impl TestEnv {
     }
 
     pub fn start_operator_with_webhook(&mut self) {
-        let port = free_port();
-        let (addr, url, name) = (
-            format!("127.0.0.1:{port}"),
-            format!("https://127.0.0.1:{port}"),
-            self.webhook_config_name(),
-        );
-        self.start_operator(&[
-            "--webhook-addr",
-            &addr,
-            "--webhook-url",
-            &url,
-            "--webhook-config-name",
-            &name,
-            "--webhook-failure-policy",
-            "Fail",
-        ]);
+        let args = operator::webhook_args(http::free_port(), &self.webhook_config_name());
+        self.start_operator(&args.iter().map(String::as_str).collect::<Vec<_>>());
         self.webhook = true;
     }
 
@@ -181,15 +162,9 @@ impl TestEnv {
             .expect("KUBECONFIG points at the local cluster (make cluster-up)");
         CRDS.get_or_init(|| install_crds(client.clone())).await;
         let ns = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let mut object = Namespace::default();
-        object.metadata.name = Some(ns.clone());
-        object.metadata.labels = Some(BTreeMap::from([("kubedag.io/e2e".to_string(), "true".to_string())]));
-        namespaces
-            .create(&PostParams::default(), &object)
+        cluster::create_namespace(&client, &ns, &[("kubedag.io/e2e", "true")])
             .await
             .expect("create namespace");
-        wait_for_default_service_account(&client, &ns).await;
         let log_dir = format!("{}/target/e2e-logs", env!("CARGO_MANIFEST_DIR"));
         std::fs::create_dir_all(&log_dir).unwrap();
         TestEnv {
@@ -225,44 +200,25 @@ impl TestEnv {
     }
 
     /// Creates the object described by `yaml` in the test namespace.
-    pub async fn create<K>(&self, yaml: &str) -> K
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + serde::Serialize
-            + std::fmt::Debug,
-    {
+    pub async fn create<K: TestObject>(&self, yaml: &str) -> K {
         self.try_create(yaml).await.expect("create test object")
     }
 
-    pub async fn try_create<K>(&self, yaml: &str) -> Result<K, kube::Error>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + serde::Serialize
-            + std::fmt::Debug,
-    {
+    /// Creates the object described by `yaml`, returning the API's answer.
+    pub async fn try_create<K: TestObject>(&self, yaml: &str) -> Result<K, kube::Error> {
         let object: K = serde_yaml::from_str(yaml).expect("valid test YAML");
         self.api::<K>().create(&PostParams::default(), &object).await
     }
 
     /// Polls until `check` returns Some, failing the test after [`WAIT`].
-    pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!("timed out waiting for {what} (operator log: {})", self.log_path);
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
+        match poll(WAIT, Duration::from_millis(300), check).await {
+            Some(value) => value,
+            None => panic!("timed out waiting for {what} (operator log: {})", self.log_path),
         }
     }
 
@@ -363,8 +319,7 @@ impl Drop for TestEnv {
                     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
                     let _ = configs.delete(&name, &DeleteParams::default()).await;
                 }
-                let namespaces: Api<Namespace> = Api::all(client);
-                let _ = namespaces.delete(&ns, &DeleteParams::background()).await;
+                cluster::delete_namespaces(&client, &[ns], Duration::ZERO).await;
             });
         })
         .join();
@@ -394,43 +349,4 @@ async fn install_crds(client: Client) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-async fn wait_for_default_service_account(client: &Client, ns: &str) {
-    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), ns);
-    for _ in 0..200 {
-        if sas.get_opt("default").await.ok().flatten().is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("namespace {ns} never got its default ServiceAccount");
-}
-
-fn free_port() -> u16 {
-    static NEXT: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
-    let _guard = NEXT.get_or_init(Default::default).lock().unwrap();
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Minimal HTTP GET over a raw TCP socket (the tests need no HTTP client dependency for this).
-async fn http_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .expect("connect to the operator's metrics");
-    let request = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default()
 }

@@ -1,0 +1,124 @@
+//! The benchmark's configuration: sizes and knobs from the `BENCH_*` environment variables and
+//! the `--operator-bin` / `--out-dir` flags (see bench/README.md).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Everything the run is parametrised by, read once at start.
+pub struct Config {
+    /// Multiplies every workload size (1.0 = the sizes).
+    pub scale: f64,
+    /// The workloads to run (`baseline`, `a`, `b`, `c`, `d`).
+    pub workloads: Vec<String>,
+    /// The operator's `--concurrency`, and the plain client's parallel requests.
+    pub concurrency: u16,
+    /// Parallel DagRun creates of the driver.
+    pub create_concurrency: usize,
+    /// Seconds a simulated pod "runs" before it is marked Succeeded.
+    pub pod_seconds: f64,
+    /// The `kubedag` binary the workloads start.
+    pub operator_bin: PathBuf,
+    /// Where latest.{json,md}, the operator logs and the per-Job CSVs go.
+    pub out_dir: PathBuf,
+    /// Log every API request of the operator (kube_client=debug) and count them per step.
+    pub profile: bool,
+    /// The simulated node's name.
+    pub node: String,
+    /// How long one workload may run before it is reported as timed out.
+    pub workload_timeout: Duration,
+    /// A short id of this run, in every namespace name and label.
+    pub run_id: String,
+    /// Runs of workload (a).
+    pub runs_a: usize,
+    /// Steps of workload (b)'s one run.
+    pub width_b: usize,
+    /// Runs of workload (c).
+    pub runs_c: usize,
+    /// Jobs per phase of the plain-client baseline.
+    pub baseline_jobs: usize,
+    /// Dry-run creates of workload (d), each side.
+    pub webhook_samples: usize,
+    /// Extra operator flags (`BENCH_OPERATOR_ARGS`, split on whitespace).
+    pub operator_args: Vec<String>,
+    /// Delete each workload's namespace (and wait) before the next one starts.
+    pub isolate: bool,
+    /// How long the final cleanup waits for the namespaces to disappear.
+    pub cleanup_wait: Duration,
+}
+
+/// `name` parsed from the environment, or `default` when unset or blank.
+///
+/// # Panics
+/// When the value does not parse, naming the variable and the value.
+fn env_or<T: FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?}: cannot parse")),
+        _ => default,
+    }
+}
+
+impl Config {
+    /// Reads the environment and the command line (see the module docs).
+    pub fn from_env() -> Config {
+        let args: Vec<String> = std::env::args().collect();
+        let flag = |name: &str| {
+            args.iter()
+                .position(|a| a == name)
+                .and_then(|i| args.get(i + 1).cloned())
+        };
+        let scale: f64 = env_or("BENCH_SCALE", 1.0);
+        let scaled = |n: f64, min: usize| ((n * scale).round() as usize).max(min);
+        let workloads: String = env_or("BENCH_WORKLOADS", "baseline,a,d,b,c".to_string());
+        let run_id = format!("{:x}", std::process::id() as u64 * 7919 % 0xfffff);
+        let node = format!("kubedag-bench-{run_id}");
+        Config {
+            scale,
+            workloads: workloads
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            concurrency: env_or("BENCH_CONCURRENCY", kubedag::controller::DEFAULT_CONCURRENCY),
+            create_concurrency: env_or("BENCH_CREATE_CONCURRENCY", 32),
+            pod_seconds: env_or("BENCH_POD_SECONDS", 0.0),
+            operator_bin: flag("--operator-bin")
+                .or_else(|| std::env::var("BENCH_OPERATOR_BIN").ok())
+                .unwrap_or_else(|| "target/release/kubedag".into())
+                .into(),
+            out_dir: flag("--out-dir").unwrap_or_else(|| "bench/results".into()).into(),
+            profile: env_or("BENCH_PROFILE", 0u8) == 1,
+            node: env_or("BENCH_NODE", node),
+            workload_timeout: Duration::from_secs(env_or("BENCH_WORKLOAD_TIMEOUT", 900)),
+            run_id,
+            runs_a: env_or("BENCH_RUNS_A", scaled(1000.0, 1)),
+            width_b: env_or("BENCH_STEPS_B", scaled(500.0, 3)),
+            runs_c: env_or("BENCH_RUNS_C", scaled(10000.0, 1)),
+            baseline_jobs: env_or("BENCH_BASELINE_JOBS", scaled(1000.0, 50)),
+            webhook_samples: env_or("BENCH_WEBHOOK_SAMPLES", 200),
+            isolate: env_or("BENCH_ISOLATE", 0u8) == 1,
+            cleanup_wait: Duration::from_secs(env_or("BENCH_CLEANUP_WAIT", 180)),
+            operator_args: std::env::var("BENCH_OPERATOR_ARGS")
+                .map(|s| s.split_whitespace().map(String::from).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether `workload` was selected in `BENCH_WORKLOADS`.
+    pub fn wants(&self, workload: &str) -> bool {
+        self.workloads.iter().any(|w| w == workload)
+    }
+
+    /// The namespace of `workload` in this run.
+    pub fn namespace(&self, workload: &str) -> String {
+        format!("kubedag-bench-{}-{workload}", self.run_id)
+    }
+
+    /// The log file of the operator started for `label`.
+    pub fn operator_log(&self, label: &str) -> PathBuf {
+        self.out_dir.join(format!("operator-{label}.log"))
+    }
+}

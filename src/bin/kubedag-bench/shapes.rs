@@ -1,0 +1,103 @@
+//! The benchmark's Dags and runs: the three Dag shapes of the workloads (diamond, wide, single),
+//! placed on the simulated node, their DagRuns, and untyped API handles for both kinds (the
+//! driver reads them as JSON).
+
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kubedag::testkit::manifests::{self, DagManifest};
+use serde_json::json;
+
+use crate::sim_node::SIM_LABEL;
+
+/// The `Dag`s of namespace `ns`.
+pub fn dags(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &resource("Dag", "dags"))
+}
+
+/// The `DagRun`s of namespace `ns`.
+pub fn dagruns(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &resource("DagRun", "dagruns"))
+}
+
+fn resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kubedag.io", "v1alpha1", kind), plural)
+}
+
+/// A Dag shape: its name and its steps with their dependencies.
+pub struct Shape {
+    pub dag: String,
+    pub steps: Vec<(String, Vec<String>)>,
+}
+
+impl Shape {
+    /// `fetch` -> 3 × `calibrate-i` -> `merge`.
+    pub fn diamond() -> Shape {
+        Shape::fan(
+            "diamond",
+            "fetch",
+            (1..=3).map(|i| format!("calibrate-{i}")).collect(),
+            "merge",
+        )
+    }
+
+    /// `start` -> `width - 2` parallel steps -> `end`.
+    pub fn wide(width: usize) -> Shape {
+        let middle = (1..=width.saturating_sub(2)).map(|i| format!("w-{i:04}")).collect();
+        Shape::fan("wide", "start", middle, "end")
+    }
+
+    /// One step, `work`.
+    pub fn single() -> Shape {
+        Shape {
+            dag: "single".into(),
+            steps: vec![("work".to_string(), vec![])],
+        }
+    }
+
+    /// `root` -> every step of `middle` in parallel -> `last`.
+    fn fan(dag: &str, root: &str, middle: Vec<String>, last: &str) -> Shape {
+        let mut steps = vec![(root.to_string(), vec![])];
+        steps.extend(middle.iter().map(|m| (m.clone(), vec![root.to_string()])));
+        steps.push((last.to_string(), middle));
+        Shape { dag: dag.into(), steps }
+    }
+
+    /// The Dag: a required `file` param, every step `true` on the simulated node (its node
+    /// selector, and a toleration of every taint).
+    pub fn object(&self) -> Result<DynamicObject, serde_json::Error> {
+        let dag = self.steps.iter().fold(
+            DagManifest::new(&self.dag)
+                .param("file")
+                .default_field("nodeSelector", json!({SIM_LABEL: "true"}))
+                .default_field("tolerations", json!([{"operator": "Exists"}])),
+            |dag, (name, depends)| dag.step(manifests::script_step(name, "true", depends)),
+        );
+        serde_json::from_value(dag.into_value())
+    }
+}
+
+/// A DagRun `name` of `dag` with param `file`.
+pub fn run_object(name: &str, dag: &str, file: &str) -> Result<DynamicObject, serde_json::Error> {
+    serde_json::from_value(manifests::dag_run(name, dag, &[("file", file)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_have_the_documented_steps_and_dependencies() {
+        let diamond = Shape::diamond();
+        let names: Vec<&str> = diamond.steps.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["fetch", "calibrate-1", "calibrate-2", "calibrate-3", "merge"]);
+        assert_eq!(diamond.steps[4].1, ["calibrate-1", "calibrate-2", "calibrate-3"]);
+        let wide = Shape::wide(500);
+        assert_eq!(wide.steps.len(), 500);
+        assert_eq!(wide.steps[1], ("w-0001".to_string(), vec!["start".to_string()]));
+        assert_eq!(wide.steps[499].1.len(), 498);
+        let dag = diamond.object().unwrap();
+        assert_eq!(dag.data["spec"]["defaults"]["nodeSelector"][SIM_LABEL], "true");
+        assert_eq!(dag.data["spec"]["steps"][4]["depends"][0], "calibrate-1");
+        assert!(dag.data["spec"]["steps"][0].get("depends").is_none());
+    }
+}
