@@ -13,6 +13,10 @@
 //!   warnings (`FailedMount`, `FailedCreatePodSandBox`, ...) are the same: wait, then fail.
 //! - A pod that is only unschedulable for now waits for capacity with no bound (a step's own
 //!   `timeoutSeconds` still applies); its message says what it waits for.
+//! - Causes that are the node's or the control plane's, not the step's, never fail it however
+//!   long they last (a busy node is slow, not wrong): sandbox creation errors, runtime timeouts
+//!   (`context deadline exceeded`), and pod creates that failed with a timeout. Their message is
+//!   shown while the step waits.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -20,8 +24,25 @@ use super::plan::{JobState, WAITING_PREFIX};
 
 /// Waiting reasons of a container that can never clear.
 const NEVER_CLEARS: &[&str] = &["InvalidImageName"];
-/// Waiting reasons of a container that is still being set up normally.
-const SETTING_UP: &[&str] = &["ContainerCreating", "PodInitializing"];
+/// Waiting reasons of a container whose step is misconfigured (image, config), failed at the bound.
+const STEP_ERRORS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+/// Pod warnings while its container is being created that mean the step's volumes are wrong.
+const MOUNT_ERRORS: &[&str] = &["FailedMount", "FailedAttachVolume"];
+/// Parts of a message that say the cause is a timeout of the node or control plane.
+const TRANSIENT: &[&str] = &[
+    "deadline exceeded",
+    "timeout",
+    "timed out",
+    "unable to return a response",
+];
+/// Parts of a `FailedCreate` message that say the API server refused the pod itself.
+const POD_REFUSED: &[&str] = &["forbidden", "is invalid", "denied the request", "not found"];
 /// How often a waiting step is looked at again (seconds), to show the newest cause and fail it
 /// at the bound.
 pub const RECHECK_SECONDS: i64 = 10;
@@ -70,7 +91,11 @@ pub fn classify(view: &StartView, now: &Time, bound_seconds: i64) -> JobState {
             .create_failures
             .first()
             .map(|m| format!("the pod could not be created: {m}"));
-        return within_bound(cause, age, bound_seconds);
+        let refused = view
+            .create_failures
+            .first()
+            .is_some_and(|m| step_caused(m, POD_REFUSED));
+        return within_bound(cause, refused, age, bound_seconds);
     };
     if let Some(message) = &pod.unschedulable {
         return JobState::Waiting {
@@ -82,12 +107,24 @@ pub fn classify(view: &StartView, now: &Time, bound_seconds: i64) -> JobState {
         Some((reason, message)) if NEVER_CLEARS.contains(&reason.as_str()) => JobState::CannotStart {
             message: cause(reason, message),
         },
-        Some((reason, message)) if !SETTING_UP.contains(&reason.as_str()) => {
-            within_bound(Some(cause(reason, message)), age, bound_seconds)
+        Some((reason, message)) if STEP_ERRORS.contains(&reason.as_str()) => {
+            // A registry that times out is still the step's image; a runtime timeout is the node's.
+            let step_caused = reason != "CreateContainerError" || !TRANSIENT.iter().any(|t| message.contains(t));
+            within_bound(Some(cause(reason, message)), step_caused, age, bound_seconds)
+        }
+        Some((reason, message)) if !matches!(reason.as_str(), "ContainerCreating" | "PodInitializing") => {
+            within_bound(Some(cause(reason, message)), false, age, bound_seconds)
         }
         _ => {
-            let warning = pod.warnings.first().map(|(reason, message)| cause(reason, message));
-            within_bound(warning, age, bound_seconds)
+            let warning = pod.warnings.first();
+            let mount =
+                warning.is_some_and(|(reason, m)| MOUNT_ERRORS.contains(&reason.as_str()) && step_caused(m, &[""]));
+            within_bound(
+                warning.map(|(reason, message)| cause(reason, message)),
+                mount,
+                age,
+                bound_seconds,
+            )
         }
     }
 }
@@ -100,11 +137,18 @@ fn cause(reason: &str, message: &str) -> String {
     }
 }
 
-/// Waits while `age` is below the bound; past it, a known cause fails the attempt. Without a
-/// known cause (the Job controller or kubelet is only slow) it keeps waiting.
-fn within_bound(cause: Option<String>, age: i64, bound: i64) -> JobState {
+/// Whether `message` names one of `markers` and no timeout.
+fn step_caused(message: &str, markers: &[&str]) -> bool {
+    let lower = message.to_ascii_lowercase();
+    markers.iter().any(|m| lower.contains(m)) && !TRANSIENT.iter().any(|t| lower.contains(t))
+}
+
+/// Waits while `age` is below the bound; past it, a cause that is the step's (`step_caused`)
+/// fails the attempt. Without one (the node, the Job controller or the kubelet is only slow or
+/// briefly failing) it keeps waiting, showing the cause.
+fn within_bound(cause: Option<String>, step_caused: bool, age: i64, bound: i64) -> JobState {
     match cause {
-        Some(message) if age >= bound => JobState::CannotStart {
+        Some(message) if step_caused && age >= bound => JobState::CannotStart {
             message: format!("{message} (the pod did not start within {bound}s)"),
         },
         message => JobState::Waiting {
@@ -200,6 +244,24 @@ mod tests {
         let v = view(vec![pod], &[]);
         assert!(matches!(classify(&v, &t(5), 90), JobState::Waiting { .. }));
         assert!(message_of(&classify(&v, &t(91), 90)).starts_with("FailedMount"));
+    }
+
+    #[test]
+    fn a_busy_node_or_control_plane_never_fails_a_step() {
+        let mut sandbox = pending(Some(("ContainerCreating", "")));
+        sandbox.warnings = vec![(
+            "FailedCreatePodSandBox".into(),
+            "rpc error: code = DeadlineExceeded desc = context deadline exceeded".into(),
+        )];
+        let timeout = pending(Some(("CreateContainerError", "context deadline exceeded")));
+        let slow_create = view(
+            vec![],
+            &["Error creating: Timeout: request did not complete within requested timeout"],
+        );
+        for v in [view(vec![sandbox], &[]), view(vec![timeout], &[]), slow_create] {
+            let state = classify(&v, &t(10_000), 90);
+            assert!(matches!(state, JobState::Waiting { message: Some(_), .. }), "{state:?}");
+        }
     }
 
     #[test]
