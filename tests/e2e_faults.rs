@@ -23,16 +23,20 @@ fn step<'a>(status: &'a DagRunStatus, name: &str) -> &'a StepStatus {
     status.steps.iter().find(|s| s.name == name).expect("step status")
 }
 
-async fn env_with_bound(prefix: &str) -> TestEnv {
+async fn env_with_bound(prefix: &str, bound: &str) -> TestEnv {
     let mut env = TestEnv::without_operator(prefix).await;
-    env.start_operator(&["--pod-start-timeout", POD_START_TIMEOUT]);
+    env.start_operator(&["--pod-start-timeout", bound]);
     env
 }
+
+/// The kubelet retries a failed pull after 10, 20, 40 s...: the image that appears must have
+/// time to be picked up, also on a busy node.
+const CLEARING_BOUND_SECONDS: u64 = 60;
 
 #[tokio::test]
 #[ignore = "needs the local cluster: make test"]
 async fn steps_whose_pods_cannot_start_fail_within_the_bound_naming_the_cause() {
-    let env = env_with_bound("nostart").await;
+    let env = env_with_bound("nostart", POD_START_TIMEOUT).await;
     // A LimitRange refuses pods of one step at creation (the Job itself is accepted).
     env.create::<LimitRange>(
         "apiVersion: v1\nkind: LimitRange\nmetadata: {name: small}\nspec:\n  limits: [{type: Container, max: {memory: 32Mi}}]\n",
@@ -94,7 +98,8 @@ async fn steps_whose_pods_cannot_start_fail_within_the_bound_naming_the_cause() 
 #[tokio::test]
 #[ignore = "needs the local cluster: make test"]
 async fn a_pull_error_that_clears_within_the_bound_and_a_capacity_wait_do_not_fail() {
-    let env = env_with_bound("clears").await;
+    let env = env_with_bound("clears", &CLEARING_BOUND_SECONDS.to_string()).await;
+    let created = std::time::Instant::now();
     let late_image = format!("kubedag.local/late-{}:1", env.ns);
     let steps = format!(
         "    - {{name: late, image: \"{late_image}\", command: [echo, arrived]}}\n    - {{name: no-capacity, command: [echo, x], nodeSelector: {{kubedag.io/no-such-node: \"yes\"}}}}\n"
@@ -120,7 +125,8 @@ async fn a_pull_error_that_clears_within_the_bound_and_a_capacity_wait_do_not_fa
     })
     .await;
     // Well past the bound, the unschedulable step still waits, saying for what.
-    tokio::time::sleep(Duration::from_secs(25)).await;
+    let past_bound = Duration::from_secs(CLEARING_BOUND_SECONDS + 5);
+    tokio::time::sleep(past_bound.saturating_sub(created.elapsed())).await;
     let run = env.api::<DagRun>().get("r").await.unwrap();
     let status = run.status.unwrap();
     assert_eq!(status.phase, RunPhase::Running);
