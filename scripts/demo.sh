@@ -86,10 +86,10 @@ table=$(
     image=$(basename "$file" .fits)
     verdict=-
     if [[ -n $catalogues && -f $catalogues/$image.cat && -f $truth_dir/$image.truth.csv ]]; then
-      verdict=$(python3 e2e/astro/oracle.py "$catalogues/$image.cat" "$truth_dir/$image.truth.csv" 2>&1 | head -1 || true)
-      verdict=${verdict#oracle: }
+      verdict=$(python3 e2e/astro/oracle.py "$catalogues/$image.cat" "$truth_dir/$image.truth.csv" 2>&1 |
+        head -1 | sed -E 's#^oracle: ([A-Z]+) [^ ]*: #\1 #; s# within 1.5 px \(([0-9.]+%), need >= 90%\)#, \1#' || true)
     fi
-    printf '%s\t%s\t%s\t%s\t%s\n' "$image" "$run" "$phase" "$(sources "$run")" "${verdict:0:70}"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$image" "$run" "$phase" "$(sources "$run")" "$verdict"
   done <<<"$runs"
 )
 column -t -s $'\t' <<<"$table"
