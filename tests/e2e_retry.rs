@@ -21,6 +21,17 @@ fn dag(name: &str, steps: &str) -> String {
     )
 }
 
+/// Creates the Dag and checks the API server kept its retry settings: the CRDs are cluster-wide,
+/// and a branch without `retry.backoff`/`onExitCodes` applying its own would prune them.
+async fn create_dag(env: &TestEnv, name: &str, steps: &str) {
+    let created: Dag = env.create(&dag(name, steps)).await;
+    let retry = created.spec.steps[0].retry.clone().unwrap();
+    assert!(
+        retry.backoff.is_some() || !retry.on_exit_codes.is_empty(),
+        "the cluster's Dag CRD pruned retry.backoff/onExitCodes (another branch's CRDs applied?): {retry:?}"
+    );
+}
+
 fn seconds(t: &Time) -> i64 {
     t.0.as_second()
 }
@@ -47,7 +58,7 @@ async fn attempts(env: &TestEnv, run: &str) -> BTreeMap<u32, (i64, Option<i64>)>
 async fn backoff_spaces_attempts_by_delay_times_factor_and_shows_the_next_attempt() {
     let env = TestEnv::new("backoff").await;
     let steps = "    - name: fail\n      script: 'echo failing; exit 3'\n      retry: {limit: 2, backoff: {delaySeconds: 3, factor: 2, maxDelaySeconds: 60}}\n";
-    env.create::<Dag>(&dag("backoff", steps)).await;
+    create_dag(&env, "backoff", steps).await;
     env.create::<DagRun>(&common::run_yaml("backoff", "backoff", &[])).await;
 
     // While it waits, the status says when the next attempt is due.
@@ -102,7 +113,7 @@ async fn on_exit_codes_retry_only_listed_codes_but_always_pod_failures() {
       script: 'case "$HOSTNAME" in *-evicted-1-*) sleep 300;; esac; sleep 3; echo second'
       retry: {limit: 1, onExitCodes: [3]}
 "#;
-    env.create::<Dag>(&dag("codes", steps)).await;
+    create_dag(&env, "codes", steps).await;
     env.create::<DagRun>(&common::run_yaml("codes", "codes", &[])).await;
 
     // Evict the first attempt of `evicted` once it runs: not the program's failure.
