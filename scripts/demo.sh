@@ -1,32 +1,44 @@
 #!/usr/bin/env bash
-# `make demo`: the main job. With no KUBECONFIG, brings up the local cluster; installs kubedag with
-# Helm (an in-cluster operator); applies manifests/examples/ (a diamond, a retrying Dag, and 20
-# concurrent astronomy runs) plus one duplicate run that the webhook refuses; waits; prints a summary.
+# `make demo`: the main job. With no KUBECONFIG, brings up the local cluster; stages the astronomy
+# input images (e2e/astro/stage-inputs.sh); installs kubedag with Helm (an in-cluster operator
+# watching the examples' namespace); applies manifests/examples/ (a diamond, a retrying Dag, and
+# the astronomy pipeline with 20 concurrent runs, one per image, in the restricted namespace
+# kubedag-demo) plus one duplicate run that the webhook refuses; waits; prints per image the run,
+# its phase, the number of sources found and the oracle's verdict on the catalogue.
 # Takes the local cluster down at the end if it started it (KUBEDAG_KEEP_CLUSTER=1 keeps it).
+# The input volume is a directory on the node (hostPath PV), so the astronomy part needs the local
+# cluster (or a one-node cluster whose node is this machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$SECONDS
-ns=${KUBEDAG_DEMO_NAMESPACE:-kubedag-demo}
+ns=kubedag-demo # the examples' namespace (manifests/examples/00-namespace.yaml)
+ex=manifests/examples
 # shellcheck source=scripts/cluster-session.sh
 . scripts/cluster-session.sh
 ensure_cluster
 
-kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+echo "== staging the astronomy input images (e2e/astro/stage-inputs.sh)"
+staged=$(e2e/astro/stage-inputs.sh)
+truth_dir=$(awk '$1 == "truth" {print $2}' <<<"$staged")
+echo "$staged"
+
+kubectl apply -f "$ex/00-namespace.yaml" >/dev/null
 echo "== installing kubedag with Helm (make install), watching namespace $ns"
 HELM_ARGS="--set watchNamespace=$ns ${HELM_ARGS:-}" scripts/install.sh
 
-echo "== applying manifests/examples/ in namespace $ns"
-kubectl apply -n "$ns" -f manifests/examples/00-dags.yaml
-kubectl apply -n "$ns" -f manifests/examples/10-runs.yaml -f manifests/examples/20-astronomy-batch.yaml
+echo "== applying manifests/examples/ in namespace $ns (restricted Pod Security Standard)"
+kubectl apply -n "$ns" -f "$ex/10-dags.yaml" -f "$ex/20-astronomy-volumes.yaml" -f "$ex/21-astronomy-dag.yaml"
+kubectl apply -n "$ns" -f "$ex/11-runs.yaml" -f "$ex/22-astronomy-runs.yaml" | tail -3
+echo "   ... $(grep -c '^kind: DagRun' "$ex/22-astronomy-runs.yaml") astronomy runs, one per image"
 
-echo "== submitting a duplicate of m31-0001 (same Dag, same params): the webhook refuses it"
+echo "== submitting a duplicate of kdg-field-0001 (same Dag, same params): the webhook refuses it"
 duplicate=$(cat <<'YAML'
 apiVersion: kubedag.io/v1alpha1
 kind: DagRun
-metadata: {name: m31-0001-again}
+metadata: {name: kdg-field-0001-again}
 spec:
-  dagRef: {name: process-image}
-  params: {file: m31-0001.fits}
+  dagRef: {name: astro-pipeline}
+  params: {file: /data/input/kdg-field-0001.fits}
 YAML
 )
 if refusal=$(kubectl apply -n "$ns" -f - <<<"$duplicate" 2>&1); then
@@ -37,13 +49,13 @@ echo "refused: $refusal"
 
 echo "== waiting for the runs to finish"
 total=$(kubectl get dagruns -n "$ns" --no-headers | wc -l)
-deadline=$((SECONDS + 600))
+deadline=$((SECONDS + 900))
 while :; do
   phases=$(kubectl get dagruns -n "$ns" -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}')
   finished=$(grep -cE '^(Succeeded|Failed|Cancelled|Rejected)$' <<<"$phases" || true)
   printf '\r%d/%d runs finished' "$finished" "$total"
   [[ $finished -ge $total ]] && break
-  if ((SECONDS > deadline)); then echo; echo "ERROR: runs did not finish in 10 minutes" >&2; exit 1; fi
+  if ((SECONDS > deadline)); then echo; echo "ERROR: runs did not finish in 15 minutes" >&2; exit 1; fi
   sleep 2
 done
 echo
@@ -51,9 +63,45 @@ echo
 echo "== runs (kubectl get dagruns -n $ns)"
 kubectl get dagruns -n "$ns"
 echo
-echo "== per-run parameters and outcome"
+
+# The node directory of the catalogue volume (local-path: a hostPath PV on this machine).
+pv=$(kubectl get pvc -n "$ns" astro-catalogues -o jsonpath='{.spec.volumeName}')
+catalogues=$(kubectl get pv "$pv" -o jsonpath='{.spec.hostPath.path}{.spec.local.path}' 2>/dev/null || true)
+# sources RUN: the catalogue step's output `sources` when recorded, else the count in its log.
+sources() {
+  local n
+  n=$(kubectl get dagrun -n "$ns" "$1" -o jsonpath='{.status.steps[?(@.name=="catalogue")].outputs.sources}')
+  if [[ -z $n ]]; then
+    n=$(kubectl logs -n "$ns" -l "kubedag.io/run=$1,kubedag.io/step=catalogue" --tail=-1 2>/dev/null |
+      sed -n 's/^catalogue: \([0-9]*\) sources.*/\1/p' | tail -1)
+  fi
+  echo "${n:--}"
+}
+echo "== per image: the run, its phase, the sources found, the oracle on the catalogue"
+runs=$(kubectl get dagruns -n "$ns" \
+  -o jsonpath='{range .items[?(@.spec.dagRef.name=="astro-pipeline")]}{.metadata.name}{" "}{.status.phase}{" "}{.status.params.file}{"\n"}{end}')
+table=$(
+  printf 'IMAGE\tRUN\tPHASE\tSOURCES\tORACLE (vs the truth list)\n'
+  while read -r run phase file; do
+    image=$(basename "$file" .fits)
+    verdict=-
+    if [[ -n $catalogues && -f $catalogues/$image.cat && -f $truth_dir/$image.truth.csv ]]; then
+      verdict=$(python3 e2e/astro/oracle.py "$catalogues/$image.cat" "$truth_dir/$image.truth.csv" 2>&1 |
+        head -1 | sed -E 's#^oracle: ([A-Z]+) [^ ]*: #\1 #; s# within 1.5 px \(([0-9.]+%), need >= 90%\)#, \1#' || true)
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\n' "$image" "$run" "$phase" "$(sources "$run")" "$verdict"
+  done <<<"$runs"
+)
+column -t -s $'\t' <<<"$table"
+bad_oracle=$(grep -c $'\tFAIL' <<<"$table" || true)
+echo
+echo "== workspaces: one PersistentVolumeClaim per astronomy run, owned by it"
+kubectl get pvc -n "$ns" -l kubedag.io/dag=astro-pipeline --no-headers | awk '{print $2}' | sort | uniq -c |
+  sed 's/^/   claims /'
+echo
+echo "== the other examples"
 kubectl get dagruns -n "$ns" \
-  -o jsonpath='{range .items[*]}{.metadata.name}{"\t"}{.status.phase}{"\t"}{.status.params}{"\t"}{.status.message}{"\n"}{end}' |
+  -o jsonpath='{range .items[?(@.spec.dagRef.name!="astro-pipeline")]}{.metadata.name}{"\t"}{.status.phase}{"\t"}{.status.message}{"\n"}{end}' |
   column -t -s $'\t'
 echo
 echo "== runs by phase"
@@ -62,12 +110,13 @@ echo
 echo "== the refusal"
 echo "$refusal"
 echo
-echo "== expected: every astronomy and diamond run Succeeded, flaky-ok Succeeded after a retry,"
-echo "   flaky-break Failed (broken failed, report Skipped, cleanup still ran)"
+echo "== expected: every astronomy and diamond run Succeeded with a catalogue the oracle passes,"
+echo "   flaky-ok Succeeded after a retry 2 s later, flaky-break Failed (broken failed, report Skipped,"
+echo "   cleanup still ran)"
 bad=$(kubectl get dagruns -n "$ns" -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}{"\n"}{end}' |
   grep -vE '=Succeeded$' | grep -v '^flaky-break=Failed$' || true)
-if [[ -n $bad ]]; then
-  echo "ERROR: unexpected outcomes: $bad" >&2
+if [[ -n $bad || $bad_oracle -gt 0 ]]; then
+  echo "ERROR: unexpected outcomes: $bad (oracle failures: $bad_oracle)" >&2
   exit 1
 fi
 echo "demo finished in $((SECONDS - t0)) s"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prove the astronomy Dag's steps without kubedag: run each step of
-# manifests/astronomy/30-dag.yaml, exactly as written there (rendered by
+# manifests/examples/21-astronomy-dag.yaml, exactly as written there (rendered by
 # dag_pod.py: same image, script, mounts, security context, env), as a plain
-# Pod in the restricted namespace astro, in dependency order, on one staged
+# Pod in the restricted namespace kubedag-demo, in dependency order, on one staged
 # image, then check the catalogue it wrote with oracle.py. Runs the unit
 # tests of oracle.py and dag_pod.py first.
 #
@@ -11,15 +11,15 @@
 #        sources since it has no truth list)
 # Needs the cluster (e2e/cluster-up.sh) with kubedag.local/astro:1 and the
 # local-path provisioner. Stages the inputs (stage-inputs.sh), applies
-# manifests/astronomy/{00,10,20}-*.yaml, creates one workspace PVC per image
+# manifests/examples/{00-namespace,20-astronomy-volumes}.yaml, creates one workspace PVC per image
 # (the Dag's volumeClaimTemplate), deletes its pods and PVCs at the end.
 # Last line "N passed, M failed"; exit 1 if any failed.
 . "$(dirname "$0")/../lib.sh"
 
 ASTRO="$E2E_SRC/astro"
-MAN="$E2E_SRC/../manifests/astronomy"
-DAG="$MAN/30-dag.yaml"
-NS=astro
+MAN="$E2E_SRC/../manifests/examples"
+DAG="$MAN/21-astronomy-dag.yaml"
+NS=kubedag-demo
 export KUBECONFIG=${KUBECONFIG:-$ADMIN_KUBECONFIG}
 k() { "$E2E_DIR/bin/kubectl" "$@"; }
 fields=("$@")
@@ -28,7 +28,7 @@ fields=("$@")
 staged=$("$ASTRO/stage-inputs.sh")
 truth_dir=$(awk '$1 == "truth" {print $2}' <<<"$staged")
 PY=$("$ASTRO/venv.sh")
-k apply -f "$MAN/00-namespace.yaml" -f "$MAN/10-input.yaml" -f "$MAN/20-output.yaml" >/dev/null
+k apply -f "$MAN/00-namespace.yaml" -f "$MAN/20-astronomy-volumes.yaml" >/dev/null
 
 run=prove-$(date +%s)
 cleanup() {

@@ -7,7 +7,7 @@
 #   images DIR   the generated FITS images (24 simulated fields + m13.fits)
 #   truth DIR    their truth lists, NAME.truth.csv (never on the input volume)
 #   node DIR     the PV's node directory (spec.hostPath.path of the
-#                PersistentVolume in manifests/astronomy/10-input.yaml), which
+#                PersistentVolume in manifests/examples/20-astronomy-volumes.yaml), which
 #                now holds exactly the images, world-readable
 # The images are generated once per version of make_fields.py and the venv
 # (in $KUBEDAG_E2E_CACHE/astro/fields-<hash>/), ~2 s; staging copies ~6 MB.
@@ -15,7 +15,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 ASTRO="$E2E_SRC/astro"
-PV_MANIFEST="$E2E_SRC/../manifests/astronomy/10-input.yaml"
+PV_MANIFEST="$E2E_SRC/../manifests/examples/20-astronomy-volumes.yaml"
 count=${ASTRO_FIELDS:-24}
 seed=${ASTRO_SEED:-20240601}
 

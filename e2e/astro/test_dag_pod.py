@@ -12,7 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import dag_pod  # noqa: E402
 
-DAG_FILE = os.path.join(HERE, "..", "..", "manifests", "astronomy", "30-dag.yaml")
+DAG_FILE = os.path.join(HERE, "..", "..", "manifests", "examples", "21-astronomy-dag.yaml")
 
 
 def load_dag():

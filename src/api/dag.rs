@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, EnvFromSource, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext,
-    Toleration, Volume, VolumeMount,
+    Affinity, EnvFromSource, EnvVar, LocalObjectReference, PersistentVolumeClaimSpec, PodSecurityContext,
+    ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
@@ -58,6 +58,29 @@ pub struct DagSpec {
     /// their names are unique across `steps` and `onExit`. They get env `KUBEDAG_RUN_PHASE`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_exit: Vec<Step>,
+    /// One PersistentVolumeClaim per run, made from `volumeClaimTemplate` before the run's first
+    /// Job, owned by the run (deleted with it) and mounted at `mountPath` in every step and exit
+    /// handler, so steps hand files to each other. Runs never share a workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<Workspace>,
+}
+
+/// `spec.workspace`: the per-run volume.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Workspace {
+    /// Absolute path of the workspace in every step container, e.g. `/workspace`.
+    #[schemars(length(min = 2), regex(pattern = r"^/"))]
+    pub mount_path: String,
+    pub volume_claim_template: WorkspaceClaimTemplate,
+}
+
+/// The claim each run gets: the PersistentVolumeClaim spec (core/v1), e.g. `accessModes` and
+/// `resources.requests.storage`; no `storageClassName` means the cluster's default class.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct WorkspaceClaimTemplate {
+    #[schemars(schema_with = "lean::<PersistentVolumeClaimSpec>")]
+    pub spec: PersistentVolumeClaimSpec,
 }
 
 impl DagSpec {
@@ -241,13 +264,57 @@ pub struct Step {
     pub when: Option<String>,
 }
 
-/// How often a failed step is re-run.
+/// How often a failed step is re-run, how long to wait between attempts, and which failures count.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct RetryPolicy {
     /// Extra attempts after the first one fails.
     #[serde(default)]
     #[schemars(range(max = 100))]
     pub limit: u32,
+    /// Wait between attempts; none = the next attempt starts as soon as the failure is seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+    /// Retry only failures of the program with one of these exit codes (1-255). Failures that are
+    /// not the program's (the pod was evicted, its node went away, it could not start) are retried
+    /// whatever this says. Empty: every failure is retried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(range(min = 1, max = 255)))]
+    pub on_exit_codes: Vec<i32>,
+}
+
+/// Delay before attempt n+1 (n >= 1): `delaySeconds * factor^(n-1)`, at most `maxDelaySeconds`,
+/// counted from the end of attempt n (whole seconds, rounded up).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Backoff {
+    /// Delay before the second attempt, in seconds (>= 0).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub delay_seconds: i64,
+    /// Growth per attempt (>= 1; 1 = a constant delay). Default 2.
+    #[serde(default = "default_factor")]
+    #[schemars(range(min = 1.0))]
+    pub factor: f64,
+    /// Upper bound of any one delay, in seconds (>= 0); none = no bound but the operator's
+    /// (one day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_delay_seconds: Option<i64>,
+}
+
+fn default_factor() -> f64 {
+    2.0
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            delay_seconds: 0,
+            factor: default_factor(),
+            max_delay_seconds: None,
+        }
+    }
 }
 
 /// Status of a `Dag`, written only by the operator.

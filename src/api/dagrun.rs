@@ -162,6 +162,9 @@ pub struct DagRunStatus {
     /// orders runs created within the same second (see the queue's FIFO rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_revision: Option<String>,
+    /// The run's workspace PersistentVolumeClaim (`spec.workspace` of its Dag), once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_claim: Option<String>,
     /// The Dag spec captured when the run started; the run executes this, whatever happens to the Dag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dag_spec: Option<DagSpec>,
@@ -191,7 +194,8 @@ pub struct StepStatus {
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// When the step's next attempt is due (a backoff after a refused Job create).
+    /// When the step's next attempt is due: `retry.backoff` after a failed attempt, or the backoff
+    /// after a refused Job create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<Time>,
     /// Consecutive refusals of this step's Job create that may clear (quota, policy).

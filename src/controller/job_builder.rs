@@ -9,7 +9,7 @@ use kube::Resource;
 
 use crate::api::{ContainerSettings, DagRun, DagSpec, Step, StepStatus, labels};
 use crate::engine::params::Params;
-use crate::engine::{expand, outputs, plan, references, settings};
+use crate::engine::{expand, naming, outputs, plan, references, settings, workspace};
 
 /// Grace period for step pods on cancel: short, so a cancelled run stops within seconds.
 const TERMINATION_GRACE_SECONDS: i64 = 5;
@@ -38,6 +38,15 @@ impl RunIdentity<'_> {
             (labels::REQUEST_ID.to_string(), self.request_id.to_string()),
             (labels::PARAM_HASH.to_string(), short_hash),
         ])
+    }
+
+    /// The name of the run's workspace claim (used only when its Dag has `spec.workspace`).
+    fn workspace_claim(&self) -> String {
+        let meta = &self.run.metadata;
+        naming::workspace_claim(
+            meta.name.as_deref().unwrap_or_default(),
+            meta.uid.as_deref().unwrap_or_default(),
+        )
     }
 
     /// The values `step`'s container gets as env vars, in order: one per resolved param, the
@@ -106,6 +115,7 @@ fn user_string<'v>(s: &str, lookup: &dyn Fn(&str) -> Option<&'v str>) -> String 
 /// ([`settings::merge`]); the contract's labels and env vars win over user ones of the same name.
 pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32, job_name: &str) -> Job {
     let settings = settings::merge(&spec.defaults, &step.container);
+    let settings = workspace::mount(settings, spec.workspace.as_ref(), &id.workspace_claim());
     let labels = id.labels(&step.name, attempt);
     let vars = id.contract_vars(spec, step);
     let mut pod_labels = settings.pod_labels.clone();

@@ -8,6 +8,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use crate::engine::plan::JobState;
+use crate::engine::retry;
 
 use super::Context;
 
@@ -65,7 +66,7 @@ pub fn state_of(job: &Job) -> JobState {
     }
     if let Some(failed) = is_true("Failed") {
         let message = match failed.reason.as_deref() {
-            Some("DeadlineExceeded") => "timed out (timeoutSeconds exceeded)".to_string(),
+            Some("DeadlineExceeded") => retry::TIMED_OUT.to_string(),
             _ => failed.message.clone().unwrap_or_else(|| "the step's Job failed".into()),
         };
         return JobState::Failed {
@@ -79,6 +80,9 @@ pub fn state_of(job: &Job) -> JobState {
 
 /// Fills in what only the pod knows: for a failed Job its exit code and a short reason, for a
 /// succeeded one whose step declares outputs (`wants_outputs`) its termination message.
+/// A pod that Kubernetes took away (evicted, preempted, its node gone: condition
+/// `DisruptionTarget`, or a pod `reason` such as `Evicted`) reports no exit code, so the failure
+/// counts as not the program's ([`retry::Failure`]).
 pub async fn with_pod_details(
     ctx: &Context,
     namespace: &str,
@@ -92,35 +96,31 @@ pub async fn with_pod_details(
             exit_code: None,
             message,
         } => {
-            let terminated = terminated_container(ctx, namespace, job_name).await;
-            failed_with_pod(finished_at, message, terminated)
+            let pod = step_pod(ctx, namespace, job_name).await;
+            failed_with_pod(finished_at, message, pod.as_ref())
         }
         JobState::Succeeded {
             finished_at,
             exit_code,
             outputs: None,
         } if wants_outputs => {
-            let terminated = terminated_container(ctx, namespace, job_name).await;
+            let pod = step_pod(ctx, namespace, job_name).await;
             JobState::Succeeded {
                 finished_at,
                 exit_code,
-                outputs: terminated.map(|t| t.message.unwrap_or_default()),
+                outputs: pod.as_ref().and_then(terminated).map(|t| t.message.unwrap_or_default()),
             }
         }
         state => state,
     }
 }
 
-/// The terminated state of the step container of the Job's pod, if the pod can be read.
-async fn terminated_container(ctx: &Context, namespace: &str, job_name: &str) -> Option<ContainerStateTerminated> {
+/// The Job's pod, if it can be read.
+async fn step_pod(ctx: &Context, namespace: &str, job_name: &str) -> Option<Pod> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let selector = format!("batch.kubernetes.io/job-name={job_name}");
     match pods.list(&ListParams::default().labels(&selector)).await {
-        Ok(list) => list
-            .items
-            .iter()
-            .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
-            .find_map(|cs| cs.state.as_ref().and_then(|s| s.terminated.clone())),
+        Ok(list) => list.items.into_iter().next(),
         Err(err) => {
             tracing::warn!(%job_name, %err, "could not read the step's pod");
             None
@@ -128,29 +128,72 @@ async fn terminated_container(ctx: &Context, namespace: &str, job_name: &str) ->
     }
 }
 
-fn failed_with_pod(
-    finished_at: Option<Time>,
-    message: String,
-    terminated: Option<ContainerStateTerminated>,
-) -> JobState {
-    match terminated {
-        Some(t) => {
-            let reason = t.reason.unwrap_or_else(|| "Error".into());
-            let detail = if message.starts_with("timed out") {
-                message
-            } else {
-                format!("exit code {} ({reason})", t.exit_code)
-            };
-            JobState::Failed {
-                finished_at,
-                exit_code: Some(t.exit_code),
-                message: detail,
-            }
-        }
-        None => JobState::Failed {
-            finished_at,
-            exit_code: None,
-            message,
+/// The terminated state of the pod's step container.
+fn terminated(pod: &Pod) -> Option<ContainerStateTerminated> {
+    pod.status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .find_map(|cs| cs.state.as_ref().and_then(|s| s.terminated.clone()))
+}
+
+fn failed_with_pod(finished_at: Option<Time>, message: String, pod: Option<&Pod>) -> JobState {
+    let timed_out = message.starts_with(retry::TIMED_OUT);
+    let (exit_code, message) = match pod.map(pod_failure) {
+        Some(PodFailure::Exited { code, .. }) if timed_out => (Some(code), message),
+        _ if timed_out => (None, message),
+        Some(PodFailure::Disrupted(why)) => (None, format!("the pod was taken away: {why}")),
+        Some(PodFailure::Exited { code, reason }) => (Some(code), format!("exit code {code} ({reason})")),
+        Some(PodFailure::Unknown) => (None, message),
+        None => (
+            None,
+            format!("{message}; its pod is gone (deleted, evicted or lost with its node)"),
+        ),
+    };
+    JobState::Failed {
+        finished_at,
+        exit_code,
+        message,
+    }
+}
+
+/// Why a failed step pod stopped.
+enum PodFailure {
+    /// Kubernetes stopped it (eviction, preemption, node loss), not the program.
+    Disrupted(String),
+    Exited {
+        code: i32,
+        reason: String,
+    },
+    Unknown,
+}
+
+fn pod_failure(pod: &Pod) -> PodFailure {
+    let status = pod.status.as_ref();
+    let disruption = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "DisruptionTarget" && c.status == "True"))
+        .map(|c| join(c.reason.as_deref(), c.message.as_deref()));
+    let evicted = status
+        .filter(|s| s.reason.is_some())
+        .map(|s| join(s.reason.as_deref(), s.message.as_deref()));
+    if let Some(why) = disruption.or(evicted) {
+        return PodFailure::Disrupted(why);
+    }
+    match terminated(pod) {
+        Some(t) => PodFailure::Exited {
+            code: t.exit_code,
+            reason: t.reason.unwrap_or_else(|| "Error".into()),
         },
+        None => PodFailure::Unknown,
+    }
+}
+
+/// `reason: message`, either part optional.
+fn join(reason: Option<&str>, message: Option<&str>) -> String {
+    match (reason, message.filter(|m| !m.is_empty())) {
+        (Some(r), Some(m)) => format!("{r}: {m}"),
+        (Some(r), None) => r.to_string(),
+        (None, Some(m)) => m.to_string(),
+        (None, None) => "no reason given".to_string(),
     }
 }

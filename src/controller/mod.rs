@@ -8,6 +8,7 @@
 //! - `claim`: the atomic duplicate claim (a Lease per Dag + paramHash);
 //! - `gate`: queue admission (maxActiveRuns FIFO, operator caps) and the Job budget;
 //! - `job_builder`: the Job of one step attempt; `job_state`: a Job read back;
+//! - `workspace`: the run's workspace claim (`spec.workspace`), created before its first Job;
 //! - `status`: the status write; `events`: Kubernetes Events; `metrics`: Prometheus metrics;
 //! - `context`: shared state and settings; `own_writes`, `completions`: small caches;
 //! - `error`: the reconcile error.
@@ -40,6 +41,7 @@ pub mod metrics;
 mod own_writes;
 pub(crate) mod run;
 mod status;
+mod workspace;
 
 pub(crate) use completions::Completions;
 pub use context::{Context, DEFAULT_CONCURRENCY, DEFAULT_POD_START_TIMEOUT_SECONDS, OperatorConfig};

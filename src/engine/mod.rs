@@ -11,6 +11,8 @@
 //!   reads another's outputs or state, and which steps a step may read.
 //! - [`when`] does compiling and evaluating of `steps[].when` CEL conditions.
 //! - [`settings`] does the merge of a step's container and pod settings over the defaults.
+//! - [`retry`] does whether and when a failed attempt is retried (`retry.backoff`, `onExitCodes`).
+//! - [`workspace`] does how a run's workspace claim appears in its step pods.
 //! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
 //!   into the next actions (launch these attempts, skip those, the run is done).
 //!
@@ -31,7 +33,9 @@ pub mod plan;
 pub mod pod_start;
 pub mod references;
 pub mod refusal;
+pub mod retry;
 pub mod run;
 pub mod settings;
 pub mod validate;
 pub mod when;
+pub mod workspace;

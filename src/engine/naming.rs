@@ -17,6 +17,14 @@ pub fn job_name(run: &str, step: &str, attempt: u32) -> String {
     join_within_limit(&readable, &digest)
 }
 
+/// Name of the workspace PersistentVolumeClaim of one run: `<run>-ws-<hash>` cut to 63
+/// characters, the hash covering the run's name and UID, so a run re-created under the same name
+/// never meets the claim of its predecessor (still awaiting garbage collection).
+pub fn workspace_claim(run: &str, run_uid: &str) -> String {
+    let digest = short_hash(&[run, run_uid, "workspace"]);
+    join_within_limit(&format!("{run}-ws"), &digest)
+}
+
 /// Name of the duplicate-parameter claim for (Dag, paramHash) in a namespace.
 pub fn claim_name(dag: &str, param_hash: &str) -> String {
     let digest = short_hash(&[dag, param_hash]);
@@ -59,6 +67,16 @@ mod tests {
     #[test]
     fn ambiguous_splits_get_different_names() {
         assert_ne!(job_name("a-b", "c", 1), job_name("a", "b-c", 1));
+    }
+
+    #[test]
+    fn workspace_claims_differ_per_run_and_per_uid() {
+        let name = workspace_claim("astro-pipeline-x7k2q", "uid-1");
+        assert!(name.starts_with("astro-pipeline-x7k2q-ws-"), "{name}");
+        assert_eq!(name, workspace_claim("astro-pipeline-x7k2q", "uid-1"));
+        assert_ne!(name, workspace_claim("astro-pipeline-x7k2q", "uid-2"));
+        assert_ne!(name, workspace_claim("astro-pipeline-x7k2r", "uid-1"));
+        assert!(workspace_claim(&"r".repeat(63), "u").len() <= MAX_NAME);
     }
 
     proptest! {

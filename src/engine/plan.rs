@@ -5,7 +5,8 @@
 //! - A step starts only when all its dependencies are terminal and none of them blocks it. A
 //!   dependency blocks when it Failed without `continueOnFailure`, or was Skipped or Cancelled;
 //!   a blocked step is Skipped (transitively), while steps not depending on the failure run on.
-//! - A failed attempt is retried (a new attempt, a new Job name) while attempts <= `retry.limit`.
+//! - A failed attempt is retried (a new attempt, a new Job name) as [`retry`] decides (`limit`,
+//!   `onExitCodes`); with a `backoff` the step waits Pending until `nextAttemptAt`.
 //! - An attempt whose pod can never start ([`JobState::CannotStart`]) fails like one whose program
 //!   failed (and is retried the same way); its still-active Job is deleted.
 //! - A Job create the API server refused ([`JobState::Refused`]) fails the step when the refusal
@@ -23,6 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::api::{DagSpec, RunPhase, Step, StepPhase, StepStatus};
 
 use super::params::Params;
+use super::retry::{self, Verdict};
 use super::{graph, naming, when};
 
 #[path = "plan_rules.rs"]
@@ -116,7 +118,8 @@ pub enum HoldReason {
     MaxActiveSteps,
     /// The operator-wide running-Job cap is reached; no event of this run frees it.
     JobCap,
-    /// The step's next attempt is not due before this time (a refused create's backoff).
+    /// The step's next attempt is not due before this time (a retry backoff, or a refused
+    /// create's backoff).
     NotBefore(Time),
 }
 
@@ -356,21 +359,45 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Retries the step as a new attempt while its `retry.limit` allows, else fails it.
+    /// Retries the step as a new attempt when its `retry` allows ([`retry::decide`]): at once, or
+    /// Pending until `nextAttemptAt` with a backoff; else fails it.
     fn attempt_failed(&mut self, i: usize, finished_at: Option<Time>, message: String) {
         let attempt = self.steps[i].attempts.max(1);
-        let limit = self.spec_step(i).retry.as_ref().map_or(0, |r| r.limit);
-        if attempt - self.steps[i].attempts_before.min(attempt) <= limit {
-            self.steps[i].message = Some(format!("attempt {attempt} failed: {message}"));
-            self.launch(i, attempt + 1);
-        } else {
-            let message = if attempt > 1 {
-                format!("attempt {attempt} failed: {message}")
-            } else {
-                message
-            };
-            self.finish_step(i, StepPhase::Failed, finished_at, Some(message));
+        let n = attempt - self.steps[i].attempts_before.min(attempt);
+        let failure = retry::Failure::of(self.steps[i].exit_code, &message);
+        match retry::decide(self.spec_step(i).retry.as_ref(), n, failure) {
+            Verdict::Retry { delay_seconds: 0 } => {
+                self.steps[i].message = Some(retry::failure_message(attempt, failure, &message, true));
+                self.launch(i, attempt + 1);
+            }
+            Verdict::Retry { delay_seconds } => {
+                let failed = retry::failure_message(attempt, failure, &message, true);
+                self.retry_later(i, finished_at, delay_seconds, failed);
+            }
+            Verdict::GiveUp { why } => {
+                let mut message = retry::failure_message(attempt, failure, &message, false);
+                if let Some(why) = why {
+                    message = format!("{message}; not retried: {why}");
+                }
+                self.finish_step(i, StepPhase::Failed, finished_at, Some(message));
+            }
         }
+    }
+
+    /// The step waits Pending for its next attempt, due `delay` seconds after the failed one
+    /// ended; the hold on `nextAttemptAt` ([`HoldReason::NotBefore`]) launches it.
+    fn retry_later(&mut self, i: usize, finished_at: Option<Time>, delay: i64, failed: String) {
+        let ended = finished_at.unwrap_or_else(|| self.input.now.clone());
+        let due = Time(ended.0 + jiff::SignedDuration::from_secs(delay));
+        let status = &mut self.steps[i];
+        status.message = Some(format!(
+            "{failed}; attempt {} due at {} (backoff {delay}s)",
+            status.attempts + 1,
+            due.0
+        ));
+        status.finished_at = Some(ended);
+        status.next_attempt_at = Some(due);
+        self.set_phase(i, StepPhase::Pending);
     }
 
     /// A create of the step's Job was refused: the attempt never existed.
@@ -511,4 +538,4 @@ pub fn progress(steps: &[StepStatus], total: usize) -> String {
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -7,11 +7,11 @@ use super::*;
 use crate::api::RetryPolicy;
 use crate::engine::graph::tests::{spec, step};
 
-fn t(secs: i64) -> Time {
+pub(crate) fn t(secs: i64) -> Time {
     Time(Timestamp::from_second(1_700_000_000 + secs).unwrap())
 }
 
-fn plan_with(spec: &DagSpec, recorded: &[StepStatus], jobs: &HashMap<String, JobState>, now: i64) -> Plan {
+pub(crate) fn plan_with(spec: &DagSpec, recorded: &[StepStatus], jobs: &HashMap<String, JobState>, now: i64) -> Plan {
     let lookup = |name: &str| jobs.get(name).cloned().unwrap_or(JobState::Missing);
     plan(&PlanInput {
         run_name: "run",
@@ -127,7 +127,10 @@ fn continue_on_failure_lets_dependants_run_and_the_run_succeed() {
 #[test]
 fn retry_launches_a_new_attempt_with_a_new_name() {
     let mut a = step("a", &[]);
-    a.retry = Some(RetryPolicy { limit: 1 });
+    a.retry = Some(RetryPolicy {
+        limit: 1,
+        ..Default::default()
+    });
     let s = spec(vec![a]);
     let p = plan_with(&s, &[], &HashMap::new(), 0);
     let first = p.launch[0].job_name.clone();
@@ -168,7 +171,10 @@ fn retry_launches_a_new_attempt_with_a_new_name() {
 #[test]
 fn run_retry_reruns_failed_and_skipped_steps_as_new_attempts() {
     let mut a = step("a", &[]);
-    a.retry = Some(RetryPolicy { limit: 1 });
+    a.retry = Some(RetryPolicy {
+        limit: 1,
+        ..Default::default()
+    });
     let s = spec(vec![step("ok", &[]), a, step("b", &["a"])]);
     let mut jobs = HashMap::new();
     let fail = || JobState::Failed {
@@ -290,7 +296,10 @@ fn world() -> impl Strategy<Value = World> {
                 s.depends = names;
                 let (cof, limit, outs, _) = &flags[i];
                 s.continue_on_failure = *cof;
-                s.retry = Some(RetryPolicy { limit: *limit });
+                s.retry = Some(RetryPolicy {
+                    limit: *limit,
+                    ..Default::default()
+                });
                 steps.push(s);
                 outcomes.push(outs.clone());
             }

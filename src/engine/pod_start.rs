@@ -11,6 +11,10 @@
 //! - A pod the API server refuses to create (the Job's `FailedCreate` events: quota, Pod Security,
 //!   admission webhooks, a missing ServiceAccount) and a pod stuck creating its container with
 //!   warnings (`FailedMount`, `FailedCreatePodSandBox`, ...) are the same: wait, then fail.
+//! - A pod that waits for a PersistentVolumeClaim (the run's workspace or a volume of its own)
+//!   that is not bound, or that the scheduler reports unschedulable because of a claim, waits,
+//!   naming the claim and the reason (e.g. the claim's `ProvisioningFailed` event), and fails the
+//!   attempt once the bound has passed.
 //! - A pod that is only unschedulable for now waits for capacity with no bound (a step's own
 //!   `timeoutSeconds` still applies); its message says what it waits for.
 //! - Causes that are the node's or the control plane's, not the step's, never fail it however
@@ -60,6 +64,18 @@ pub struct PodView {
     pub waiting: Option<(String, String)>,
     /// Warning Events of the pod, newest first: (reason, message).
     pub warnings: Vec<(String, String)>,
+    /// The pod's PersistentVolumeClaims that are not bound (read only for unscheduled pods).
+    pub unbound_claims: Vec<ClaimView>,
+}
+
+/// A PersistentVolumeClaim a pod waits for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClaimView {
+    pub name: String,
+    /// `status.phase` (`Pending`, `Lost`), or `not found`.
+    pub phase: String,
+    /// Warning Events of the claim, newest first: (reason, message), e.g. `ProvisioningFailed`.
+    pub warnings: Vec<(String, String)>,
 }
 
 /// Everything known about a created step Job whose pod is not running. Messages of
@@ -97,6 +113,9 @@ pub fn classify(view: &StartView, now: &Time, bound_seconds: i64) -> JobState {
             .is_some_and(|m| step_caused(m, POD_REFUSED));
         return within_bound(cause, refused, age, bound_seconds);
     };
+    if let Some(cause) = claim_cause(pod) {
+        return within_bound(Some(cause), true, age, bound_seconds);
+    }
     if let Some(message) = &pod.unschedulable {
         return JobState::Waiting {
             message: Some(format!("{WAITING_PREFIX}for capacity: {message}")),
@@ -127,6 +146,24 @@ pub fn classify(view: &StartView, now: &Time, bound_seconds: i64) -> JobState {
             )
         }
     }
+}
+
+/// What the pod waits for when it is a claim: its unbound claims (with their newest warning), or
+/// the scheduler's message when it is about a claim.
+fn claim_cause(pod: &PodView) -> Option<String> {
+    let unschedulable = pod.unschedulable.as_deref();
+    if let Some(claim) = pod.unbound_claims.first() {
+        let mut cause = format!("claim {:?} is not bound ({})", claim.name, claim.phase);
+        if let Some((reason, message)) = claim.warnings.first() {
+            cause = format!("{cause}: {}", self::cause(reason, message));
+        } else if let Some(message) = unschedulable {
+            cause = format!("{cause}: {message}");
+        }
+        return Some(cause);
+    }
+    unschedulable
+        .filter(|m| m.to_ascii_lowercase().contains("persistentvolumeclaim"))
+        .map(|m| format!("unschedulable because of a claim: {m}"))
 }
 
 fn cause(reason: &str, message: &str) -> String {
@@ -271,6 +308,46 @@ mod tests {
         let state = classify(&view(vec![pod], &[]), &t(100_000), 90);
         assert!(matches!(state, JobState::Waiting { .. }));
         assert!(message_of(&state).starts_with("waiting for capacity: 0/1 nodes"));
+    }
+
+    #[test]
+    fn unbound_claims_wait_then_fail_naming_the_claim_and_reason() {
+        let mut pod = pending(None);
+        pod.unbound_claims = vec![ClaimView {
+            name: "r-ws-abc123".into(),
+            phase: "Pending".into(),
+            warnings: vec![(
+                "ProvisioningFailed".into(),
+                "storageclass.storage.k8s.io \"nope\" not found".into(),
+            )],
+        }];
+        let v = view(vec![pod], &[]);
+        let early = classify(&v, &t(20), 90);
+        assert!(matches!(early, JobState::Waiting { .. }), "{early:?}");
+        let late = classify(&v, &t(90), 90);
+        assert!(matches!(late, JobState::CannotStart { .. }), "{late:?}");
+        let m = message_of(&late);
+        assert!(
+            m.contains("claim \"r-ws-abc123\" is not bound (Pending)")
+                && m.contains("ProvisioningFailed")
+                && m.contains("90s"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn unschedulable_because_of_a_claim_is_not_a_capacity_wait() {
+        let mut pod = pending(None);
+        pod.unschedulable = Some("0/1 nodes are available: persistentvolumeclaim \"data\" not found.".into());
+        let state = classify(&view(vec![pod.clone()], &[]), &t(100), 90);
+        assert!(matches!(state, JobState::CannotStart { .. }), "{state:?}");
+        assert!(message_of(&state).contains("persistentvolumeclaim \"data\" not found"));
+        pod.unschedulable = Some("0/1 nodes are available: 1 Insufficient memory.".into());
+        let capacity = classify(&view(vec![pod], &[]), &t(100), 90);
+        assert!(
+            message_of(&capacity).starts_with("waiting for capacity"),
+            "{capacity:?}"
+        );
     }
 
     #[test]

@@ -25,8 +25,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::api::{Dag, DagRun, DagRunStatus, DagSpec, DuplicatePolicy, RunPhase, StepPhase, StepStatus};
 
 use super::admit::{self, Refusal};
-use super::duplicates;
 use super::plan::{self, JobState, Launch, Plan, PlanInput};
+pub use super::workspace::WorkspaceClaim;
+use super::workspace::{self, Gate, RETRY_SECONDS as WORKSPACE_RETRY_SECONDS};
+use super::{duplicates, retry};
 
 /// Characters of the hash shown in `kubectl get dagruns`.
 pub const SHORT_HASH_LEN: usize = 12;
@@ -36,7 +38,6 @@ pub const QUEUE_REFRESH_SECONDS: u64 = 30;
 pub const RESYNC_SECONDS: u64 = 300;
 /// Re-check interval (seconds) while the operator-wide Job cap holds steps back.
 pub const JOB_CAP_RECHECK_SECONDS: u64 = 2;
-
 /// The outcome of taking the duplicate claim of (namespace, Dag, paramHash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -65,6 +66,8 @@ pub struct RunFacts<'a> {
     pub dag: Option<Option<&'a Dag>>,
     pub claim: Option<Claim>,
     pub admission: Option<Admission>,
+    /// The outcome of creating the workspace claim; None = not tried in this pass.
+    pub workspace: Option<WorkspaceClaim>,
     /// The state of a step Job, by name.
     pub jobs: &'a (dyn Fn(&str) -> JobState + Sync),
     /// How many more Jobs may start now across the operator (None = no cap).
@@ -73,7 +76,7 @@ pub struct RunFacts<'a> {
 }
 
 /// A fact [`next`] needs before it can decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Need {
     /// Look up the run's Dag (cache, then API server).
     Dag,
@@ -85,6 +88,11 @@ pub enum Need {
     },
     /// Ask the queue whether the run may start under `max_active_runs` (0 = unlimited).
     Admission { max_active_runs: u32 },
+    /// Create the run's workspace claim `claim` from `template` (`controller::workspace`).
+    Workspace {
+        claim: String,
+        template: Box<k8s_openapi::api::core::v1::PersistentVolumeClaimSpec>,
+    },
 }
 
 /// An event to publish on the run once its status is written.
@@ -135,6 +143,8 @@ pub struct Reactions {
 pub enum Requeue {
     /// After this many seconds.
     After(u64),
+    /// After this many milliseconds (a step's `nextAttemptAt`, see [`retry::sooner`]).
+    AfterMillis(u64),
     /// Only on a change of the run or its Jobs.
     #[default]
     OnChange,
@@ -163,7 +173,7 @@ pub fn next(facts: &RunFacts<'_>) -> Decision {
     match status.phase {
         RunPhase::Pending => pending(facts, status),
         RunPhase::Queued => queued(facts, status),
-        RunPhase::Running => done(running(facts, status, Vec::new())),
+        RunPhase::Running => round(facts, status, Vec::new()),
         _ => finished(facts, status),
     }
 }
@@ -187,6 +197,7 @@ pub fn after_refusals(facts: &RunFacts<'_>, next: Next, refused: &[(String, JobS
         dag: facts.dag,
         claim: facts.claim.clone(),
         admission: facts.admission.clone(),
+        workspace: facts.workspace.clone(),
         jobs: &lookup,
         launch_budget: facts.launch_budget,
         missing_job_grace_seconds: facts.missing_job_grace_seconds,
@@ -265,7 +276,7 @@ fn pending(facts: &RunFacts<'_>, status: DagRunStatus) -> Decision {
     );
     let events = vec![RunEvent::Started { note }];
     match admission {
-        Admission::Start => done(running(facts, started, events)),
+        Admission::Start => round(facts, started, events),
         Admission::Queue { position, reason } => {
             let mut queued = started;
             queued.phase = RunPhase::Queued;
@@ -324,6 +335,7 @@ fn started_status(
         observed_generation: facts.run.metadata.generation,
         conditions: Vec::new(),
         retries: facts.run.spec.retry,
+        workspace_claim: status.workspace_claim.clone(),
         steps,
         dag_spec: Some(spec.clone()),
         creation_revision: status.creation_revision.clone().or_else(|| {
@@ -373,12 +385,22 @@ fn queued(facts: &RunFacts<'_>, mut status: DagRunStatus) -> Decision {
             status.reason = Some("Started".into());
             status.message = None;
             status.started_at = Some(facts.now.clone());
-            done(running(facts, status, Vec::new()))
+            round(facts, status, Vec::new())
         }
         Some(Admission::Queue { position, reason }) => {
             status.message = Some(queue_message(*position, reason));
             done(settle(facts, status, Vec::new(), Requeue::After(QUEUE_REFRESH_SECONDS)))
         }
+    }
+}
+
+/// One round of a Running run: its workspace claim first ([`workspace::gate`]), then planning.
+fn round(facts: &RunFacts<'_>, mut status: DagRunStatus, events: Vec<RunEvent>) -> Decision {
+    match workspace::gate(facts.run, &mut status, facts.workspace.as_ref()) {
+        Gate::Proceed => done(running(facts, status, events)),
+        Gate::Ask(need) => Decision::Need(need),
+        Gate::Wait => done(settle(facts, status, events, Requeue::After(WORKSPACE_RETRY_SECONDS))),
+        Gate::Fail(message) => done(end_with(facts, status, events, "WorkspaceRefused", &message)),
     }
 }
 
@@ -420,6 +442,7 @@ fn running(facts: &RunFacts<'_>, status: DagRunStatus, mut events: Vec<RunEvent>
         None if plan.held_by_job_cap() => Requeue::After(JOB_CAP_RECHECK_SECONDS),
         None => Requeue::After(RESYNC_SECONDS),
     };
+    let requeue = retry::sooner(requeue, &plan, &facts.now);
     let mut next = match &plan.outcome {
         Some(outcome) => {
             let reason = outcome.phase.as_str();
@@ -494,7 +517,7 @@ fn finished(facts: &RunFacts<'_>, mut status: DagRunStatus) -> Decision {
             ));
             status.finished_at = None;
             let note = format!("retry {} of a failed run", facts.run.spec.retry);
-            done(running(facts, status, vec![RunEvent::Started { note }]))
+            round(facts, status, vec![RunEvent::Started { note }])
         }
     }
 }

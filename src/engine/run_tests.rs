@@ -64,6 +64,7 @@ struct World {
     claim: Claim,
     admission: Admission,
     jobs: HashMap<String, JobState>,
+    workspace: WorkspaceClaim,
     now: i64,
 }
 
@@ -74,6 +75,7 @@ impl World {
             claim: Claim::Held,
             admission: Admission::Start,
             jobs: HashMap::new(),
+            workspace: WorkspaceClaim::Created,
             now: 0,
         }
     }
@@ -87,6 +89,7 @@ impl World {
             dag: None,
             claim: None,
             admission: None,
+            workspace: None,
             jobs: &lookup,
             launch_budget: None,
             missing_job_grace_seconds: 10,
@@ -101,10 +104,28 @@ impl World {
                         Need::Dag => facts.dag = Some(self.dag.as_ref()),
                         Need::Claim { .. } => facts.claim = Some(self.claim.clone()),
                         Need::Admission { .. } => facts.admission = Some(self.admission.clone()),
+                        Need::Workspace { .. } => facts.workspace = Some(self.workspace.clone()),
                     }
                     needs.push(need);
                 }
             }
+        }
+    }
+}
+
+impl World {
+    /// Every fact of `run` known at once (a started run needs no more), with Jobs from `jobs`.
+    fn facts<'a>(&'a self, run: &'a DagRun, jobs: &'a (dyn Fn(&str) -> JobState + Sync), now: Time) -> RunFacts<'a> {
+        RunFacts {
+            run,
+            now,
+            dag: Some(self.dag.as_ref()),
+            claim: Some(Claim::Held),
+            admission: Some(Admission::Start),
+            workspace: None,
+            jobs,
+            launch_budget: None,
+            missing_job_grace_seconds: 10,
         }
     }
 }
@@ -262,16 +283,7 @@ fn a_refused_create_fails_the_step_when_permanent_and_waits_otherwise() {
     let (started, _) = world.decide(&r);
     let job = started.launch[0].job_name.clone();
     let lookup = |_: &str| JobState::Missing;
-    let facts = RunFacts {
-        run: &r,
-        now: t(0),
-        dag: Some(world.dag.as_ref()),
-        claim: Some(Claim::Held),
-        admission: Some(Admission::Start),
-        jobs: &lookup,
-        launch_budget: None,
-        missing_job_grace_seconds: 10,
-    };
+    let facts = world.facts(&r, &lookup, t(0));
     let refused = |permanent| {
         vec![(
             job.clone(),
@@ -328,6 +340,113 @@ fn a_failed_run_with_a_raised_retry_takes_the_claim_again_and_reruns() {
     assert_eq!(retried.status.phase, RunPhase::Running);
     assert!(retried.status.finished_at.is_none());
     assert_eq!(retried.launch[0].attempt, 2);
+}
+
+/// A world whose Dag has a workspace.
+fn with_workspace(mut world: World) -> World {
+    world.dag.as_mut().unwrap().spec.workspace = Some(crate::api::Workspace {
+        mount_path: "/workspace".into(),
+        ..Default::default()
+    });
+    world
+}
+
+#[test]
+fn a_workspace_claim_is_created_once_before_the_first_job() {
+    let world = with_workspace(World::new());
+    let r = run("m31.fits");
+    let (started, needs) = world.decide(&r);
+    let claim = crate::engine::naming::workspace_claim("r1", "0b6c6a3e-uid");
+    assert!(
+        matches!(needs.last(), Some(Need::Workspace { claim: c, .. }) if *c == claim),
+        "{needs:?}"
+    );
+    assert_eq!(started.launch.len(), 1, "launched in the same pass as the create");
+    assert_eq!(started.status.workspace_claim.as_deref(), Some(claim.as_str()));
+    let (_, again) = world.decide(&apply(&r, &started));
+    assert!(
+        !again.iter().any(|n| matches!(n, Need::Workspace { .. })),
+        "recorded: not created again"
+    );
+}
+
+#[test]
+fn a_refused_workspace_claim_fails_the_run_or_waits_naming_the_claim() {
+    let mut world = with_workspace(World::new());
+    world.workspace = WorkspaceClaim::Refused {
+        message: "Invalid: spec.resources[storage]: Required value".into(),
+    };
+    let r = run("m31.fits");
+    let (failed, _) = world.decide(&r);
+    assert_eq!(failed.status.phase, RunPhase::Failed);
+    assert!(failed.launch.is_empty());
+    let m = failed.status.message.unwrap();
+    assert!(
+        m.contains("workspace claim r1-ws-") && m.contains("Required value"),
+        "{m}"
+    );
+
+    world.workspace = WorkspaceClaim::Waiting {
+        message: "Forbidden: exceeded quota".into(),
+    };
+    let (waiting, _) = world.decide(&r);
+    assert_eq!(
+        waiting.status.phase,
+        RunPhase::Running,
+        "it keeps its phase and says why"
+    );
+    assert!(waiting.launch.is_empty());
+    assert_eq!(waiting.requeue, Requeue::After(WORKSPACE_RETRY_SECONDS));
+    assert!(
+        waiting
+            .status
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("waiting to create workspace claim r1-ws-")
+    );
+    world.workspace = WorkspaceClaim::Created;
+    let (started, _) = world.decide(&apply(&r, &waiting));
+    assert_eq!(started.launch.len(), 1);
+    assert_eq!(started.status.message, None, "the waiting message is gone");
+}
+
+#[test]
+fn a_backoff_wakes_the_run_exactly_when_the_next_attempt_is_due() {
+    let mut world = World::new();
+    let dag = world.dag.as_mut().unwrap();
+    dag.spec.steps[0].retry = Some(crate::api::RetryPolicy {
+        limit: 1,
+        backoff: Some(crate::api::Backoff {
+            delay_seconds: 4,
+            factor: 2.0,
+            max_delay_seconds: None,
+        }),
+        on_exit_codes: vec![],
+    });
+    let r = run("m31.fits");
+    let (started, _) = world.decide(&r);
+    world.jobs.insert(
+        started.launch[0].job_name.clone(),
+        JobState::Failed {
+            finished_at: Some(t(10)),
+            exit_code: Some(1),
+            message: "exit code 1".into(),
+        },
+    );
+    world.now = 11;
+    let mut r = apply(&r, &started);
+    let (waiting, _) = world.decide(&r);
+    assert_eq!(waiting.requeue, Requeue::After(3));
+    r = apply(&r, &waiting);
+    // Mid-second: a whole-second requeue would come up to a second late.
+    let lookup = |name: &str| world.jobs.get(name).cloned().unwrap_or(JobState::Missing);
+    let facts = world.facts(&r, &lookup, Time(t(13).0 + jiff::SignedDuration::from_millis(700)));
+    let Decision::Done(late) = next(&facts) else {
+        panic!("a need")
+    };
+    assert_eq!(late.requeue, Requeue::AfterMillis(300));
+    assert!(late.launch.is_empty());
 }
 
 /// Random facts for the property tests.

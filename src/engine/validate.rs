@@ -7,7 +7,7 @@ use std::fmt;
 use crate::api::{ContainerSettings, DagSpec, Step};
 
 use super::references::{self, OutputRef, RefError};
-use super::{graph, settings, when};
+use super::{graph, settings, when, workspace};
 
 /// Prefix of the environment variables the operator sets on every step container.
 pub const RESERVED_ENV_PREFIX: &str = "KUBEDAG_";
@@ -72,6 +72,20 @@ pub enum DagError {
         first: OutputRef,
         second: OutputRef,
     },
+    #[error("{step}: retry.{field}: {message}")]
+    BadRetry {
+        step: Who,
+        field: &'static str,
+        message: String,
+    },
+    #[error("spec.workspace.mountPath: must be an absolute path other than /, is {path:?}")]
+    BadWorkspacePath { path: String },
+    #[error("{step}: volume name {name:?} is reserved for the run's workspace (spec.workspace)")]
+    ReservedVolume { step: Who, name: String },
+    #[error(
+        "{step}: volumeMounts entry {mount_path:?} is the workspace's mountPath (spec.workspace); mount it elsewhere"
+    )]
+    WorkspaceMountTaken { step: Who, mount_path: String },
     #[error(
         "{step}: volumeMounts entry {mount_path:?} names volume {volume:?}, which neither the step nor spec.defaults declares in volumes"
     )]
@@ -97,8 +111,9 @@ impl std::error::Error for DagErrors {}
 
 /// Checks a Dag spec: step and handler names (unique across both), dependencies (handlers only
 /// on handlers, main steps never on handlers), cycles, command vs script, images, parameter
-/// names, env var collisions, outputs, `when` expressions and every reference to another step's
-/// outputs or state (see [`references`]).
+/// names, env var collisions, outputs, `when` expressions, every reference to another step's
+/// outputs or state (see [`references`]), `retry` (delays, factor, exit codes) and the workspace
+/// (its path, and steps' volumes leaving its name and path free).
 pub fn validate_dag(spec: &DagSpec) -> Result<(), DagErrors> {
     let mut errors = Vec::new();
     if spec.steps.is_empty() {
@@ -118,6 +133,15 @@ pub fn validate_dag(spec: &DagSpec) -> Result<(), DagErrors> {
         }
         check_step_body(spec, step, &who, &mut errors);
         check_volume_mounts(spec, step, &who, &mut errors);
+        check_retry(step, &who, &mut errors);
+        check_workspace_use(spec, step, &who, &mut errors);
+    }
+    if let Some(ws) = &spec.workspace
+        && (!ws.mount_path.starts_with('/') || ws.mount_path.trim_end_matches('/').is_empty())
+    {
+        errors.push(DagError::BadWorkspacePath {
+            path: ws.mount_path.clone(),
+        });
     }
     check_dependencies(spec, &mut errors);
     for (steps, handlers) in [(&spec.steps, false), (&spec.on_exit, true)] {
@@ -257,6 +281,55 @@ fn check_volume_mounts(spec: &DagSpec, step: &Step, who: &Who, errors: &mut Vec<
                 volume: mount.name.clone(),
             });
         }
+    }
+}
+
+/// `retry`: delays >= 0, factor >= 1 (and finite), exit codes 1-255.
+fn check_retry(step: &Step, who: &Who, errors: &mut Vec<DagError>) {
+    let Some(retry) = &step.retry else { return };
+    let mut bad = |field: &'static str, message: String| {
+        errors.push(DagError::BadRetry {
+            step: who.clone(),
+            field,
+            message,
+        })
+    };
+    if let Some(b) = &retry.backoff {
+        if b.delay_seconds < 0 {
+            bad("backoff.delaySeconds", format!("must be >= 0, is {}", b.delay_seconds));
+        }
+        if !(b.factor >= 1.0 && b.factor.is_finite()) {
+            bad("backoff.factor", format!("must be a number >= 1, is {}", b.factor));
+        }
+        if let Some(max) = b.max_delay_seconds.filter(|m| *m < 0) {
+            bad("backoff.maxDelaySeconds", format!("must be >= 0, is {max}"));
+        }
+    }
+    for code in retry.on_exit_codes.iter().filter(|c| !(1..=255).contains(*c)) {
+        bad("onExitCodes", format!("{code} is not a failing exit code (1-255)"));
+    }
+}
+
+/// With a workspace, a step's own volumes and mounts leave its volume name and path free.
+fn check_workspace_use(spec: &DagSpec, step: &Step, who: &Who, errors: &mut Vec<DagError>) {
+    let merged = settings::merge(&spec.defaults, &step.container);
+    if let Some(v) = merged.volumes.iter().find(|v| v.name == workspace::VOLUME_NAME) {
+        errors.push(DagError::ReservedVolume {
+            step: who.clone(),
+            name: v.name.clone(),
+        });
+    }
+    let Some(ws) = &spec.workspace else { return };
+    let normal = |p: &str| p.trim_end_matches('/').to_string();
+    if let Some(m) = merged
+        .volume_mounts
+        .iter()
+        .find(|m| normal(&m.mount_path) == normal(&ws.mount_path))
+    {
+        errors.push(DagError::WorkspaceMountTaken {
+            step: who.clone(),
+            mount_path: m.mount_path.clone(),
+        });
     }
 }
 

@@ -280,3 +280,77 @@ fn mounts_must_name_a_declared_volume() {
     }];
     assert_eq!(validate_dag(&spec), Ok(()));
 }
+
+#[test]
+fn bad_retry_settings_name_the_step_and_field() {
+    use crate::api::{Backoff, RetryPolicy};
+    let mut s = step("fit", &[]);
+    s.retry = Some(RetryPolicy {
+        limit: 2,
+        backoff: Some(Backoff {
+            delay_seconds: -1,
+            factor: 0.5,
+            max_delay_seconds: Some(-3),
+        }),
+        on_exit_codes: vec![3, 0, 256],
+    });
+    let msg = messages(&dag(vec![s.clone()]));
+    for want in [
+        "step \"fit\": retry.backoff.delaySeconds: must be >= 0, is -1",
+        "step \"fit\": retry.backoff.factor: must be a number >= 1, is 0.5",
+        "step \"fit\": retry.backoff.maxDelaySeconds: must be >= 0, is -3",
+        "step \"fit\": retry.onExitCodes: 0 is not a failing exit code (1-255)",
+        "step \"fit\": retry.onExitCodes: 256 is not a failing exit code (1-255)",
+    ] {
+        assert!(msg.contains(want), "{want} missing in {msg}");
+    }
+    s.retry = Some(RetryPolicy {
+        limit: 2,
+        backoff: Some(Backoff {
+            delay_seconds: 3,
+            factor: 1.0,
+            max_delay_seconds: Some(0),
+        }),
+        on_exit_codes: vec![1, 255],
+    });
+    assert_eq!(validate_dag(&dag(vec![s])), Ok(()));
+}
+
+#[test]
+fn the_workspace_path_and_volume_name_are_kept_free() {
+    use crate::api::Workspace;
+    use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+    let mut s = step("a", &[]);
+    s.container.volumes = vec![Volume {
+        name: "kubedag-workspace".into(),
+        ..Default::default()
+    }];
+    s.container.volume_mounts = vec![VolumeMount {
+        name: "kubedag-workspace".into(),
+        mount_path: "/workspace/".into(),
+        ..Default::default()
+    }];
+    let mut spec = dag(vec![s]);
+    spec.workspace = Some(Workspace {
+        mount_path: "/workspace".into(),
+        ..Default::default()
+    });
+    let msg = messages(&spec);
+    assert!(
+        msg.contains("step \"a\": volume name \"kubedag-workspace\" is reserved"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("step \"a\": volumeMounts entry \"/workspace/\" is the workspace's mountPath"),
+        "{msg}"
+    );
+    let mut spec = dag(vec![step("a", &[])]);
+    spec.workspace = Some(Workspace {
+        mount_path: "work".into(),
+        ..Default::default()
+    });
+    assert_eq!(
+        messages(&spec),
+        "spec.workspace.mountPath: must be an absolute path other than /, is \"work\""
+    );
+}

@@ -1,7 +1,8 @@
 //! The DagRun reconciler, read top to bottom:
 //!
 //! 1. observe: the run (from the cache), its step Jobs ([`observe`]), and whatever fact the state
-//!    machine asks for (the Dag, the duplicate claim, queue admission);
+//!    machine asks for (the Dag, the duplicate claim, queue admission, the workspace claim's
+//!    create: [`super::workspace`]);
 //! 2. decide: [`engine::run::next`], pure, makes every phase change;
 //! 3. apply: delete and create the Jobs it names ([`apply`]); refused creates go back into the
 //!    state machine ([`engine::run::after_refusals`]);
@@ -28,7 +29,7 @@ use crate::engine::plan::JobState;
 use crate::engine::run::{self as machine, Decision, Need, Next, Requeue, RunFacts};
 
 use super::error::is_conflict;
-use super::{Context, Error, claim, events, status};
+use super::{Context, Error, claim, events, status, workspace};
 
 pub use react::delete_run;
 
@@ -114,6 +115,7 @@ async fn reconcile(run: &DagRun, ctx: &Context) -> Result<Action, Error> {
         dag: None,
         claim: None,
         admission: None,
+        workspace: None,
         jobs: &lookup,
         launch_budget: None,
         missing_job_grace_seconds: ctx.config.missing_job_grace_seconds,
@@ -134,6 +136,9 @@ async fn reconcile(run: &DagRun, ctx: &Context) -> Result<Action, Error> {
             }
             Decision::Need(Need::Admission { max_active_runs }) => {
                 facts.admission = Some(ctx.gate.admit_run(&ctx.runs, run, max_active_runs));
+            }
+            Decision::Need(Need::Workspace { claim, template }) => {
+                facts.workspace = Some(workspace::ensure(ctx, run, &claim, &template).await?);
             }
         }
     };
@@ -175,6 +180,7 @@ fn decide(ctx: &Context, facts: &mut RunFacts<'_>) -> Decision {
 fn action(next: &Next) -> Action {
     match next.requeue {
         Requeue::After(secs) => Action::requeue(Duration::from_secs(secs)),
+        Requeue::AfterMillis(ms) => Action::requeue(Duration::from_millis(ms)),
         Requeue::OnChange => Action::await_change(),
     }
 }

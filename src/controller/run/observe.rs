@@ -1,18 +1,18 @@
 //! Observing a run's step Jobs: the state of each Running step's Job, from the Job cache, and
-//! for Jobs whose pod is not running after a while, from the pod and its Events
-//! (classified by [`engine::pod_start`]).
+//! for Jobs whose pod is not running after a while, from the pod, its Events and its unbound
+//! claims (classified by [`engine::pod_start`]).
 
 use std::collections::HashMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
 use kube::api::ListParams;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use crate::api::{DagRun, StepPhase};
 use crate::engine::plan::JobState;
-use crate::engine::pod_start::{self, PodView, StartView};
+use crate::engine::pod_start::{self, ClaimView, PodView, StartView};
 
 use super::super::{Context, events, job_state};
 
@@ -85,6 +85,10 @@ async fn start_view(ctx: &Context, namespace: &str, job: &Job) -> Result<StartVi
         if view.phase == "Pending" && view.unschedulable.is_none() {
             view.warnings = warnings(ctx, namespace, "Pod", &pod.name_any(), None).await?;
         }
+        let scheduled = pod.spec.as_ref().is_some_and(|s| s.node_name.is_some());
+        if view.phase == "Pending" && !scheduled {
+            view.unbound_claims = unbound_claims(ctx, namespace, pod).await?;
+        }
         views.push(view);
     }
     let create_failures = if views.is_empty() {
@@ -129,7 +133,30 @@ fn pod_view(pod: &Pod) -> PodView {
         unschedulable,
         waiting,
         warnings: Vec::new(),
+        unbound_claims: Vec::new(),
     }
+}
+
+/// The pod's PersistentVolumeClaims that are not Bound, with their warnings.
+async fn unbound_claims(ctx: &Context, namespace: &str, pod: &Pod) -> Result<Vec<ClaimView>, kube::Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
+    let names = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.persistent_volume_claim.as_ref().map(|c| c.claim_name.clone()));
+    let mut unbound = Vec::new();
+    for name in names {
+        let phase = match api.get_opt(&name).await? {
+            None => "not found".to_string(),
+            Some(claim) => claim.status.and_then(|s| s.phase).unwrap_or_else(|| "Pending".into()),
+        };
+        if phase != "Bound" {
+            let warnings = warnings(ctx, namespace, "PersistentVolumeClaim", &name, None).await?;
+            unbound.push(ClaimView { name, phase, warnings });
+        }
+    }
+    Ok(unbound)
 }
 
 /// Warning Events about object `kind`/`name` (optionally of one reason), newest first.
