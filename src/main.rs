@@ -29,6 +29,9 @@ enum Command {
     Operator(Box<OperatorArgs>),
     /// Print the CustomResourceDefinitions as YAML (what `make crds` writes to crds/).
     Crds,
+    /// Print a JSON Schema of Dag and DagRun manifests for editors (the YAML language server:
+    /// `# yaml-language-server: $schema=kubedag.schema.json`).
+    Schema,
 }
 
 #[derive(clap::Args)]
@@ -168,14 +171,21 @@ fn split_ref(value: &str, flag: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{flag} {value:?}: expected NAMESPACE/NAME"))
 }
 
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
+fn print_out(text: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crds => {
-            print!("{}", kubedag::api::crds_yaml()?);
-            Ok(())
-        }
+        Command::Crds => print_out(&kubedag::api::crds_yaml()?),
+        Command::Schema => print_out(&format!("{:#}\n", kubedag::api::json_schema::manifest_schema())),
         Command::Operator(args) => {
             init_logging(&args.log_format);
             install_crypto_provider();

@@ -3,6 +3,7 @@
 
 mod dag;
 mod dagrun;
+pub mod json_schema;
 mod schema;
 
 pub use dag::*;

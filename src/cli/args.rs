@@ -104,6 +104,21 @@ nulls leave a parameter unset, so its default applies. Exit status 1 if any line
   kubectl dag retry process-image-x7k2p
   kubectl dag get process-image-x7k2p    # attempts of the re-run steps go up")]
     Retry(RunName),
+    /// Print the step graph of a run (coloured by step phase) or a Dag as Mermaid or Graphviz.
+    #[command(after_help = "Examples:
+  kubectl dag graph process-image-x7k2p            # Mermaid, e.g. for a Markdown page
+  kubectl dag graph process-image -o dot | dot -Tsvg > process-image.svg")]
+    Graph(GraphArgs),
+    /// Check Dag and DagRun manifests offline with the cluster's rules; one `file:line: message` per problem.
+    #[command(after_help = "Examples:
+  kubectl dag lint manifests/examples/*.yaml
+  helm template charts/my-dags | kubectl dag lint -
+
+Checks the CRD schema (wrong types, and unknown fields the API server would drop), the
+webhook's Dag validation (cycles, unknown dependencies, params, outputs, `when`) and each
+DagRun against the Dags in the same files (unknown or missing params, duplicate parameter
+sets). Other kinds are skipped. Exit status 1 if any problem was found.")]
+    Lint(LintArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   source <(kubectl-dag completion bash)
@@ -184,6 +199,22 @@ pub struct LogsArgs {
     /// Keep streaming new log lines and new steps until the run finishes.
     #[arg(short = 'f', long)]
     pub follow: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GraphArgs {
+    /// A DagRun, or a Dag when no run has this name.
+    pub name: String,
+    /// The text format.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: super::graph::GraphFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    /// Manifest files (YAML, several documents each); `-` reads stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -1,10 +1,10 @@
 //! `kubectl dag`: the kubectl plugin (binary `kubectl-dag`) for running and inspecting DAG workflows.
 //!
 //! - [`args`] is the command line (clap), with help and examples.
-//! - [`run`], [`submit`], [`list`], [`get`], [`logs`] and [`control`] (cancel, retry) are the commands.
+//! - [`run`], [`submit`], [`list`], [`get`], [`graph`], [`logs`] and [`control`] (cancel, retry) are the commands.
 //! - [`params`] parses `-p KEY=VALUE`; [`param_file`] reads CSV / JSON Lines parameter files;
 //!   [`dedupe`] finds duplicate parameter sets before submitting.
-//! - [`completion`] prints shell completion scripts.
+//! - [`lint`] checks manifests offline; [`completion`] prints shell completion scripts.
 //! - [`cluster`] connects (kubeconfig, context, namespace); [`create`] creates runs; [`watch`] follows one.
 //! - [`steps`] orders a run's step graph; [`table`], [`human`], [`style`], [`progress`] and
 //!   [`output`] shape what is printed.
@@ -20,7 +20,9 @@ pub mod create;
 pub mod dedupe;
 pub mod error;
 pub mod get;
+pub mod graph;
 pub mod human;
+pub mod lint;
 pub mod list;
 pub mod logs;
 pub mod output;
@@ -58,7 +60,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
-    // Every command but `completion` talks to the cluster.
+    // Every command but `lint` and `completion` talks to the cluster.
     let connect = || Cluster::connect(cli.target.context.as_deref(), cli.target.namespace.as_deref());
     match cli.command {
         Command::Run(args) => {
@@ -95,6 +97,8 @@ async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Logs(args) => logs::print(&connect().await?, &args.run, args.step.as_deref()).await,
         Command::Cancel(args) => control::cancel(&connect().await?, &args.run).await,
         Command::Retry(args) => control::retry(&connect().await?, &args.run).await,
+        Command::Graph(args) => graph::graph(&connect().await?, &args.name, args.output).await,
+        Command::Lint(args) => lint::lint(&args.files),
         Command::Completion { shell } => {
             output::emit(&completion::script(shell))?;
             Ok(ExitCode::SUCCESS)
