@@ -82,7 +82,10 @@ nulls leave a parameter unset, so its default applies. Exit status 1 if any line
     #[command(after_help = "Examples:
   kubectl dag list
   kubectl dag list process-image --phase Running,Queued
-  kubectl dag list process-image -p file=m31.fits -o yaml")]
+  kubectl dag list process-image -p file=m31.fits -o yaml
+  kubectl dag list -A --phase Failed
+  kubectl dag list process-image --limit 100        # then --continue TOKEN for the next page
+  kubectl dag list process-image -w                 # and every change after")]
     List(ListArgs),
     /// Show one run: identity, outcome and the step graph with phases, attempts and exit codes.
     #[command(after_help = "Examples:
@@ -179,6 +182,21 @@ pub struct ListArgs {
     /// Show the params in full instead of cutting long ones.
     #[arg(long)]
     pub wide: bool,
+    /// Runs of every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Only runs with these labels, as for `kubectl get -l` (e.g. kubedag.io/trigger=nightly).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Read at most this many runs (one page); the next page's token is printed.
+    #[arg(long, default_value_t = 0)]
+    pub limit: u32,
+    /// The page to read, from a previous `--limit` list.
+    #[arg(long = "continue", value_name = "TOKEN")]
+    pub continue_token: Option<String>,
+    /// After the list, print a line for each change of a listed run until interrupted.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 #[derive(Args, Debug)]

@@ -46,15 +46,32 @@ impl Cluster {
 
     /// Every DagRun in the namespace.
     pub async fn list_runs(&self) -> Result<Vec<DagRun>, CliError> {
+        Ok(self.list_runs_in(&RunScope::default()).await?.0)
+    }
+
+    /// The DagRun API of `scope`: this namespace, or all with `all_namespaces`.
+    pub fn runs_api(&self, scope: &RunScope) -> Api<DagRun> {
+        if scope.all_namespaces {
+            Api::all(self.client.clone())
+        } else {
+            self.api()
+        }
+    }
+
+    /// One page of the DagRuns in `scope`, and the token of the next page if there is one.
+    pub async fn list_runs_in(&self, scope: &RunScope) -> Result<(Vec<DagRun>, Option<String>), CliError> {
+        let where_ = if scope.all_namespaces {
+            "all namespaces".to_string()
+        } else {
+            format!("namespace {:?}", self.namespace)
+        };
         let list = self
-            .api::<DagRun>()
-            .list(&ListParams::default())
+            .runs_api(scope)
+            .list(&scope.list_params())
             .await
-            .map_err(CliError::kube(format!(
-                "cannot list DagRuns in namespace {:?}",
-                self.namespace
-            )))?;
-        Ok(list.items)
+            .map_err(CliError::kube(format!("cannot list DagRuns in {where_}")))?;
+        let next = list.metadata.continue_.filter(|t| !t.is_empty());
+        Ok((list.items, next))
     }
 
     /// Reads one object; a missing one is reported as `<kind> "<name>" not found in namespace "<ns>"`.
@@ -75,6 +92,34 @@ impl Cluster {
             name: name.to_string(),
             namespace: self.namespace.clone(),
         })
+    }
+}
+
+/// Which DagRuns a list reads from the API server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunScope {
+    pub all_namespaces: bool,
+    /// A label selector, as `kubectl get -l` takes it.
+    pub selector: Option<String>,
+    /// Page size (0: everything at once).
+    pub limit: u32,
+    /// The token of the page to read, from a previous page.
+    pub continue_token: Option<String>,
+}
+
+impl RunScope {
+    pub fn list_params(&self) -> ListParams {
+        let mut params = ListParams::default();
+        if let Some(selector) = &self.selector {
+            params = params.labels(selector);
+        }
+        if self.limit > 0 {
+            params = params.limit(self.limit);
+        }
+        if let Some(token) = &self.continue_token {
+            params = params.continue_token(token);
+        }
+        params
     }
 }
 

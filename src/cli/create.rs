@@ -2,7 +2,7 @@
 
 use kube::api::{ObjectMeta, PostParams};
 
-use crate::api::{DagRef, DagRun, DagRunSpec};
+use crate::api::{DagRef, DagRun, DagRunSpec, labels};
 use crate::engine::params::Params;
 
 use super::cluster::Cluster;
@@ -17,6 +17,7 @@ pub fn new_run(dag: &str, params: Params, request_id: Option<String>) -> DagRun 
     DagRun {
         metadata: ObjectMeta {
             generate_name: Some(format!("{dag}-")),
+            labels: Some([(labels::DAG.to_string(), dag.to_string())].into()),
             ..Default::default()
         },
         spec: DagRunSpec {

@@ -1,22 +1,26 @@
-//! `kubectl dag list [DAG]`: runs grouped by Dag with phase, progress, short hash and params.
+//! `kubectl dag list [DAG]`: runs grouped by Dag with phase, progress, short hash and params;
+//! `-A` all namespaces, `-l` a label selector, `--limit/--continue` pages, `-w` changes after.
 
 use std::collections::BTreeMap;
+use std::pin::pin;
 use std::process::ExitCode;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use kube::ResourceExt;
+use kube::runtime::{WatchStreamExt, watcher};
 
-use crate::api::{DagRun, RunPhase};
+use crate::api::{DagRun, RunPhase, labels};
 use crate::engine::params::Params;
 
-use super::cluster::Cluster;
+use super::cluster::{Cluster, RunScope};
 use super::error::CliError;
 use super::human;
 use super::output::{self, Format};
 use super::params::matches;
 use super::style::{Color, Style, phase_color};
 use super::table::{Cell, Table};
-use super::watch::phase_of;
+use super::watch::{MAX_CONSECUTIVE_ERRORS, phase_of};
 
 /// Width of the PARAMS column unless `--wide`.
 const MAX_PARAMS_LEN: usize = 60;
@@ -31,25 +35,119 @@ pub struct Filter {
     pub params: Params,
 }
 
-pub async fn list(
-    cluster: &Cluster,
-    filter: &Filter,
-    format: Option<Format>,
-    wide: bool,
-) -> Result<ExitCode, CliError> {
-    let runs = cluster.list_runs().await?;
-    let selected = select(&runs, filter);
-    if let Some(format) = format {
+/// What `kubectl dag list` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub filter: Filter,
+    pub scope: RunScope,
+    pub format: Option<Format>,
+    /// Params in full.
+    pub wide: bool,
+    /// After the list, print each change until interrupted.
+    pub watch: bool,
+}
+
+pub async fn list(cluster: &Cluster, request: ListRequest) -> Result<ExitCode, CliError> {
+    let scope = server_scope(&request);
+    let (runs, next_page) = cluster.list_runs_in(&scope).await?;
+    let selected = select(&runs, &request.filter);
+    let max_params = (!request.wide).then_some(MAX_PARAMS_LEN);
+    if let Some(format) = request.format {
         output::emit(&output::runs_document(format, &selected)?)?;
-        return Ok(ExitCode::SUCCESS);
+    } else if selected.is_empty() {
+        let place = if scope.all_namespaces {
+            "any namespace".to_string()
+        } else {
+            format!("namespace {:?}", cluster.namespace)
+        };
+        output::note(&format!("No DagRuns found in {place}."));
+    } else {
+        let text = render(
+            &selected,
+            Timestamp::now(),
+            Style::stdout(),
+            max_params,
+            scope.all_namespaces,
+        );
+        output::emit(&text)?;
     }
-    if selected.is_empty() {
-        output::note(&format!("No DagRuns found in namespace {:?}.", cluster.namespace));
-        return Ok(ExitCode::SUCCESS);
+    if let Some(token) = next_page {
+        output::note(&format!("More runs: add --continue {token}"));
     }
-    let max_params = (!wide).then_some(MAX_PARAMS_LEN);
-    output::emit(&render(&selected, Timestamp::now(), Style::stdout(), max_params))?;
+    if request.watch {
+        follow(cluster, &scope, &request.filter, max_params).await?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The scope as sent to the API server. A page (`--limit`) of one Dag's runs selects by the
+/// run's `kubedag.io/dag` label, so pages are full; without paging the Dag is matched on
+/// `spec.dagRef` here, which also finds runs the operator has not labelled yet.
+fn server_scope(request: &ListRequest) -> RunScope {
+    let mut scope = request.scope.clone();
+    if let (Some(dag), true) = (&request.filter.dag, scope.limit > 0) {
+        let by_dag = format!("{}={dag}", labels::DAG);
+        scope.selector = Some(match scope.selector {
+            Some(selector) => format!("{selector},{by_dag}"),
+            None => by_dag,
+        });
+    }
+    scope.continue_token = request.scope.continue_token.clone();
+    scope
+}
+
+/// Prints one line per change of a run passing `filter` (`kubectl get -w` style) until the
+/// watch fails for good or the user interrupts.
+async fn follow(
+    cluster: &Cluster,
+    scope: &RunScope,
+    filter: &Filter,
+    max_params: Option<usize>,
+) -> Result<(), CliError> {
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &scope.selector {
+        config = config.labels(selector);
+    }
+    let mut events = pin!(watcher::watcher(cluster.runs_api(scope), config).default_backoff());
+    let mut errors = 0;
+    while let Some(event) = events.next().await {
+        let (run, deleted) = match event {
+            Ok(watcher::Event::Apply(run)) => (run, false),
+            Ok(watcher::Event::Delete(run)) => (run, true),
+            Ok(_) => continue,
+            Err(source) => {
+                errors += 1;
+                if errors >= MAX_CONSECUTIVE_ERRORS {
+                    return Err(CliError::Watch {
+                        doing: "cannot watch DagRuns".into(),
+                        source,
+                    });
+                }
+                continue;
+            }
+        };
+        errors = 0;
+        if !select(std::slice::from_ref(&run), filter).is_empty() {
+            output::emit_line(&change_line(&run, deleted, scope.all_namespaces, max_params))?;
+        }
+    }
+    Ok(())
+}
+
+/// One watched change: `NAME PHASE STEPS PARAMS` (the namespace in front with `-A`).
+pub fn change_line(run: &DagRun, deleted: bool, with_namespace: bool, max_params: Option<usize>) -> String {
+    let name = match (with_namespace, run.namespace()) {
+        (true, Some(namespace)) => format!("{namespace}/{}", run.name_any()),
+        _ => run.name_any(),
+    };
+    let phase = if deleted { "(deleted)" } else { phase_of(run).as_str() };
+    let progress = run
+        .status
+        .as_ref()
+        .and_then(|s| s.progress.clone())
+        .unwrap_or("-".into());
+    let params = human::params_summary(shown_params(run), max_params);
+    format!("{name}  {phase}  {progress}  {params}")
 }
 
 /// The params a run is shown and filtered with.
@@ -78,11 +176,23 @@ pub fn select<'a>(runs: &'a [DagRun], filter: &Filter) -> Vec<&'a DagRun> {
     selected
 }
 
-/// One section per Dag: a heading, then a table of its runs.
-pub fn render(runs: &[&DagRun], now: Timestamp, style: Style, max_params: Option<usize>) -> String {
-    let mut groups: BTreeMap<&str, Vec<&DagRun>> = BTreeMap::new();
+/// One section per Dag (per namespace and Dag with `with_namespace`): a heading, then a table of
+/// its runs.
+pub fn render(
+    runs: &[&DagRun],
+    now: Timestamp,
+    style: Style,
+    max_params: Option<usize>,
+    with_namespace: bool,
+) -> String {
+    let mut groups: BTreeMap<String, Vec<&DagRun>> = BTreeMap::new();
     for run in runs {
-        groups.entry(run.spec.dag_ref.name.as_str()).or_default().push(run);
+        let dag = &run.spec.dag_ref.name;
+        let key = match (with_namespace, run.namespace()) {
+            (true, Some(namespace)) => format!("{namespace}/{dag}"),
+            _ => dag.clone(),
+        };
+        groups.entry(key).or_default().push(run);
     }
     let sections: Vec<String> = groups
         .iter()
@@ -201,9 +311,68 @@ mod tests {
     }
 
     #[test]
+    fn a_page_of_one_dag_selects_by_its_label_on_the_server() {
+        let mut request = ListRequest {
+            filter: Filter {
+                dag: Some("img".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(server_scope(&request).selector, None, "unpaged: matched on dagRef here");
+        request.scope.limit = 50;
+        assert_eq!(server_scope(&request).selector.as_deref(), Some("kubedag.io/dag=img"));
+        request.scope.selector = Some("team=astro".into());
+        assert_eq!(
+            server_scope(&request).selector.as_deref(),
+            Some("team=astro,kubedag.io/dag=img")
+        );
+    }
+
+    #[test]
+    fn all_namespaces_group_by_namespace_and_dag() {
+        let mut runs = runs();
+        runs[0].metadata.namespace = Some("b".into());
+        runs[1].metadata.namespace = Some("a".into());
+        runs[2].metadata.namespace = Some("a".into());
+        let text = render(
+            &select(&runs, &Filter::default()),
+            at(70).0,
+            Style::PLAIN,
+            Some(60),
+            true,
+        );
+        let headings: Vec<&str> = text.lines().filter(|l| l.starts_with("Dag ")).collect();
+        assert_eq!(
+            headings,
+            ["Dag a/img (1 run)", "Dag a/other (1 run)", "Dag b/img (1 run)"]
+        );
+    }
+
+    #[test]
+    fn watched_changes_are_one_line_each() {
+        let mut run = run("img-a", "img", 10, "a.fits", Some(RunPhase::Running));
+        run.metadata.namespace = Some("ns".into());
+        assert_eq!(
+            change_line(&run, false, true, Some(60)),
+            "ns/img-a  Running  1/1  file=a.fits threshold=0.5"
+        );
+        assert_eq!(
+            change_line(&run, true, false, Some(60)),
+            "img-a  (deleted)  1/1  file=a.fits threshold=0.5"
+        );
+    }
+
+    #[test]
     fn runs_are_grouped_by_dag() {
         let runs = runs();
-        let text = render(&select(&runs, &Filter::default()), at(70).0, Style::PLAIN, Some(60));
+        let text = render(
+            &select(&runs, &Filter::default()),
+            at(70).0,
+            Style::PLAIN,
+            Some(60),
+            false,
+        );
         let expected = "Dag img (2 runs)\n\
             \x20 NAME    PHASE       STEPS   HASH           AGE    PARAMS\n\
             \x20 img-a   Succeeded   1/1     0123456789ab   1m0s   file=a.fits threshold=0.5\n\

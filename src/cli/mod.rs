@@ -83,12 +83,23 @@ async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             submit::submit(&connect().await?, request).await
         }
         Command::List(args) => {
-            let filter = list::Filter {
-                dag: args.dag,
-                phases: args.phase,
-                params: params::collect(&args.params)?,
+            let request = list::ListRequest {
+                filter: list::Filter {
+                    dag: args.dag,
+                    phases: args.phase,
+                    params: params::collect(&args.params)?,
+                },
+                scope: cluster::RunScope {
+                    all_namespaces: args.all_namespaces,
+                    selector: args.selector,
+                    limit: args.limit,
+                    continue_token: args.continue_token,
+                },
+                format: args.output,
+                wide: args.wide,
+                watch: args.watch,
             };
-            list::list(&connect().await?, &filter, args.output, args.wide).await
+            list::list(&connect().await?, request).await
         }
         Command::Get(args) => get::get(&connect().await?, &args.run, args.output).await,
         Command::Logs(args) if args.follow => {

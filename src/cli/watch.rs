@@ -12,7 +12,7 @@ use super::cluster::Cluster;
 use super::error::CliError;
 
 /// Watch failures in a row tolerated (the watcher backs off in between) before giving up.
-const MAX_CONSECUTIVE_ERRORS: u32 = 5;
+pub const MAX_CONSECUTIVE_ERRORS: u32 = 5;
 
 pub fn phase_of(run: &DagRun) -> RunPhase {
     run.status.as_ref().map(|s| s.phase).unwrap_or_default()

@@ -7,12 +7,14 @@
 //! 3. apply: delete and create the Jobs it names ([`apply`]); refused creates go back into the
 //!    state machine ([`engine::run::after_refusals`]);
 //! 4. write: the status, once, through the status subresource ([`super::status`]);
-//! 5. react: events, then the idempotent reactions the new status implies ([`react`]).
+//! 5. react: events, then the idempotent reactions the new status implies ([`react`]); a run
+//!    applied without its `kubedag.io/dag` label gets it ([`label`]).
 //!
 //! Two controllers share this reconcile ([`Lane`]): one for runs that wait to start, one for
 //! started and finished runs, so a burst of new runs never delays the next step of a running one.
 
 mod apply;
+mod label;
 mod observe;
 mod react;
 
@@ -155,6 +157,7 @@ async fn reconcile(run: &DagRun, ctx: &Context) -> Result<Action, Error> {
     }
     // 5. react
     react::apply(ctx, run, &next).await?;
+    label::ensure_dag_label(ctx, run).await?;
     Ok(action(&next))
 }
 
