@@ -372,3 +372,56 @@ async fn cancel_stops_a_running_run() {
     let got = kubectl_dag(&env, &["get", &name]).await;
     assert!(got.field("Phase").starts_with("Cancelled"), "{got:?}");
 }
+
+/// Runs `kubectl_complete-dag WORDS...` as kubectl would for `kubectl dag WORDS<TAB>`.
+async fn kubectl_complete(words: &[&str]) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl_complete-dag"))
+        .args(words)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("start kubectl_complete-dag");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: make test"]
+async fn applied_runs_are_labelled_paged_and_complete_by_name() {
+    let env = TestEnv::new("cli-pages").await;
+    env.create::<Dag>(&dag("paged", "", r#"[{name: a, script: "true"}]"#))
+        .await;
+    for file in ["a", "b", "c"] {
+        env.create::<DagRun>(&common::run_yaml(&format!("paged-{file}"), "paged", &[("file", file)]))
+            .await;
+    }
+    let by_label = ListParams::default().labels("kubedag.io/dag=paged");
+    env.eventually("the operator labels the 3 applied runs with their Dag", || async {
+        let listed = env.api::<DagRun>().list(&by_label).await.ok()?;
+        (listed.items.len() == 3).then_some(())
+    })
+    .await;
+
+    let first = kubectl_dag(&env, &["list", "paged", "--limit", "2"]).await;
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(first.lines_containing("paged-").len(), 2, "{first:?}");
+    let token = first
+        .stderr
+        .split("--continue ")
+        .nth(1)
+        .map(|t| t.trim().to_string())
+        .unwrap_or_else(|| panic!("no continue token: {first:?}"));
+    let rest = kubectl_dag(&env, &["list", "paged", "--limit", "2", "--continue", &token]).await;
+    assert_eq!(rest.code, 0, "{rest:?}");
+    let mut seen: Vec<&str> = first.lines_containing("paged-");
+    seen.extend(rest.lines_containing("paged-"));
+    assert_eq!(seen.len(), 3, "two pages hold the 3 runs once each: {first:?} {rest:?}");
+
+    let completions = kubectl_complete(&["get", "-n", &env.ns, "paged-"]).await;
+    let names: Vec<&str> = completions
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["paged-a", "paged-b", "paged-c", ":4"], "{completions}");
+    let dags = kubectl_complete(&["run", "-n", &env.ns, "pa"]).await;
+    assert!(dags.starts_with("paged\tDag\n"), "{dags}");
+}

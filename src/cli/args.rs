@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap_complete::engine::ArgValueCompleter;
 
 use crate::api::RunPhase;
 
+use super::completion;
 use super::output::Format;
 use super::params::parse_key_value;
 
@@ -122,20 +124,24 @@ webhook's Dag validation (cycles, unknown dependencies, params, outputs, `when`)
 DagRun against the Dags in the same files (unknown or missing params, duplicate parameter
 sets). Other kinds are skipped. Exit status 1 if any problem was found.")]
     Lint(LintArgs),
-    /// Print a shell completion script.
+    /// Print a shell completion script (Dag and run names complete from the cluster).
     #[command(after_help = "Examples:
   source <(kubectl-dag completion bash)
   kubectl-dag completion zsh > \"${fpath[1]}/_kubectl-dag\"
-  kubectl-dag completion fish > ~/.config/fish/completions/kubectl-dag.fish")]
+  kubectl-dag completion fish > ~/.config/fish/completions/kubectl-dag.fish
+
+For `kubectl dag <TAB>` (kubectl 1.26+), put the kubectl_complete-dag executable, shipped
+beside kubectl-dag, on PATH.")]
     Completion {
         #[arg(value_enum)]
-        shell: clap_complete::Shell,
+        shell: completion::Shell,
     },
 }
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The Dag to run.
+    #[arg(add = ArgValueCompleter::new(completion::dag_names))]
     pub dag: String,
     /// A parameter of the run; repeat for several.
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -154,6 +160,7 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 pub struct SubmitArgs {
     /// The Dag to run.
+    #[arg(add = ArgValueCompleter::new(completion::dag_names))]
     pub dag: String,
     /// Parameter sets, one per line: .csv with a header row of names, or .jsonl with one object per line.
     #[arg(long, value_name = "FILE")]
@@ -169,6 +176,7 @@ pub struct SubmitArgs {
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Only runs of this Dag.
+    #[arg(add = ArgValueCompleter::new(completion::dag_names))]
     pub dag: Option<String>,
     /// Only runs in these phases (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_parser = parse_phase)]
@@ -202,6 +210,7 @@ pub struct ListArgs {
 #[derive(Args, Debug)]
 pub struct GetArgs {
     /// The DagRun.
+    #[arg(add = ArgValueCompleter::new(completion::run_names))]
     pub run: String,
     /// Print the DagRun as JSON or YAML instead of the summary.
     #[arg(short = 'o', long, value_enum)]
@@ -211,6 +220,7 @@ pub struct GetArgs {
 #[derive(Args, Debug)]
 pub struct LogsArgs {
     /// The DagRun.
+    #[arg(add = ArgValueCompleter::new(completion::run_names))]
     pub run: String,
     /// Only this step.
     pub step: Option<String>,
@@ -222,6 +232,7 @@ pub struct LogsArgs {
 #[derive(Args, Debug)]
 pub struct GraphArgs {
     /// A DagRun, or a Dag when no run has this name.
+    #[arg(add = ArgValueCompleter::new(completion::run_or_dag_names))]
     pub name: String,
     /// The text format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
@@ -238,6 +249,7 @@ pub struct LintArgs {
 #[derive(Args, Debug)]
 pub struct RunName {
     /// The DagRun.
+    #[arg(add = ArgValueCompleter::new(completion::run_names))]
     pub run: String,
 }
 

@@ -44,6 +44,7 @@ use error::CliError;
 
 /// Entry point of the `kubectl-dag` binary.
 pub fn main() -> ExitCode {
+    completion::answer_shell();
     let cli = Cli::parse_args();
     let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(execute(cli)),
