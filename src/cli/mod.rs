@@ -46,6 +46,7 @@ use error::CliError;
 pub fn main() -> ExitCode {
     completion::answer_shell();
     let cli = Cli::parse_args();
+    cli.target.color.choice().write_global();
     let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(execute(cli)),
         Err(e) => Err(CliError::Invalid(format!("cannot start the async runtime: {e}"))),

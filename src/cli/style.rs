@@ -1,6 +1,6 @@
-//! ANSI colours, used only when the stream is a terminal (and `NO_COLOR` is unset).
+//! ANSI colours (anstyle), used where anstream's rules and `--color` allow them.
 
-use std::io::IsTerminal;
+pub use anstream::ColorChoice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Color {
@@ -15,16 +15,18 @@ pub enum Color {
 }
 
 impl Color {
-    fn code(self) -> &'static str {
+    fn style(self) -> anstyle::Style {
+        use anstyle::{AnsiColor, Effects, Style};
+        let fg = |c: AnsiColor| Style::new().fg_color(Some(c.into()));
         match self {
-            Color::Red => "31",
-            Color::Green => "32",
-            Color::Yellow => "33",
-            Color::Blue => "34",
-            Color::Magenta => "35",
-            Color::Cyan => "36",
-            Color::Dim => "2",
-            Color::Bold => "1",
+            Color::Red => fg(AnsiColor::Red),
+            Color::Green => fg(AnsiColor::Green),
+            Color::Yellow => fg(AnsiColor::Yellow),
+            Color::Blue => fg(AnsiColor::Blue),
+            Color::Magenta => fg(AnsiColor::Magenta),
+            Color::Cyan => fg(AnsiColor::Cyan),
+            Color::Dim => Style::new().effects(Effects::DIMMED),
+            Color::Bold => Style::new().effects(Effects::BOLD),
         }
     }
 }
@@ -38,25 +40,29 @@ pub struct Style {
 impl Style {
     pub const PLAIN: Style = Style { enabled: false };
 
+    /// For stdout: `--color` (set with [`ColorChoice::write_global`]), else anstream's rules:
+    /// a terminal, unless `NO_COLOR` is set or `TERM=dumb`; `CLICOLOR_FORCE` forces colour.
     pub fn stdout() -> Style {
-        Style::when(std::io::stdout().is_terminal())
+        Style::when(anstream::AutoStream::choice(&std::io::stdout()))
     }
 
+    /// For stderr, by the same rules as [`Style::stdout`].
     pub fn stderr() -> Style {
-        Style::when(std::io::stderr().is_terminal())
+        Style::when(anstream::AutoStream::choice(&std::io::stderr()))
     }
 
-    fn when(terminal: bool) -> Style {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    fn when(choice: ColorChoice) -> Style {
         Style {
-            enabled: terminal && !no_color && !dumb,
+            enabled: choice != ColorChoice::Never,
         }
     }
 
     pub fn paint(self, color: Option<Color>, text: &str) -> String {
         match color {
-            Some(color) if self.enabled => format!("\x1b[{}m{text}\x1b[0m", color.code()),
+            Some(color) if self.enabled => {
+                let style = color.style();
+                format!("{style}{text}{style:#}")
+            }
             _ => text.to_string(),
         }
     }
@@ -93,6 +99,15 @@ mod tests {
         let on = Style { enabled: true };
         assert_eq!(on.paint(Some(Color::Red), "Failed"), "\x1b[31mFailed\x1b[0m");
         assert_eq!(on.paint(None, "x"), "x");
+    }
+
+    #[test]
+    fn the_choice_decides() {
+        assert!(!Style::when(ColorChoice::Never).enabled);
+        assert!(Style::when(ColorChoice::Always).enabled);
+        assert!(Style::when(ColorChoice::AlwaysAnsi).enabled);
+        let on = Style { enabled: true };
+        assert_eq!(on.paint(Some(Color::Bold), "x"), "\x1b[1mx\x1b[0m");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Plain-text tables like `kubectl get`: upper-case headers, columns padded to their widest cell,
 //! colour applied after padding so escape codes never disturb alignment.
 
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
 use super::style::{Color, Style};
 
 const COLUMN_GAP: &str = "   ";
@@ -88,12 +90,12 @@ impl Table {
     }
 }
 
-/// Width in terminal columns, counting each character as one.
+/// Width in terminal columns (Unicode East Asian Width: CJK and most emoji take two).
 pub fn display_width(text: &str) -> usize {
-    text.chars().count()
+    UnicodeWidthStr::width(text)
 }
 
-/// Cuts `text` to at most `max` characters, marking the cut with `…`.
+/// Cuts `text` to at most `max` terminal columns, marking the cut with `…`.
 pub fn truncate(text: &str, max: usize) -> String {
     if display_width(text) <= max {
         return text.to_string();
@@ -101,7 +103,16 @@ pub fn truncate(text: &str, max: usize) -> String {
     if max == 0 {
         return String::new();
     }
-    let mut cut: String = text.chars().take(max - 1).collect();
+    let mut cut = String::new();
+    let mut width = 0;
+    for c in text.chars() {
+        let w = UnicodeWidthChar::width(c).unwrap_or(0);
+        if width + w > max - 1 {
+            break;
+        }
+        width += w;
+        cut.push(c);
+    }
     cut.push('…');
     cut
 }
@@ -147,6 +158,20 @@ mod tests {
         assert_eq!(truncate("abcdefg", 6), "abcde…");
         assert_eq!(truncate("ünïcødé", 4), "ünï…");
         assert_eq!(truncate("abc", 0), "");
+    }
+
+    #[test]
+    fn wide_characters_count_two_columns() {
+        let mut table = Table::new(&["NAME", "X"]);
+        table.push(vec!["星雲".into(), "1".into()]);
+        table.push(vec!["🔭x".into(), "2".into()]);
+        table.push(vec!["abcde".into(), "3".into()]);
+        let rendered = table.render(Style::PLAIN, "");
+        let lines: Vec<&str> = rendered.lines().collect();
+        assert_eq!(lines[1], "星雲    1");
+        assert_eq!(lines[2], "🔭x     2");
+        assert_eq!(truncate("星雲星雲", 5), "星雲…");
+        assert_eq!(display_width(&truncate("星雲星雲", 5)), 5);
     }
 
     #[test]

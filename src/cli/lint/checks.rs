@@ -44,11 +44,12 @@ pub enum Parsed {
     Broken(Vec<Problem>),
 }
 
-/// Parses a document by its `apiVersion`/`kind`, and checks it against its CRD's schema.
-pub fn parse(text: &str) -> Parsed {
+/// Parses a document by its `apiVersion`/`kind`, and checks it against its CRD's schema: the
+/// object (when it parses), and the fields the schema does not know.
+pub fn parse(text: &str) -> (Parsed, Vec<Problem>) {
     let value: Value = match serde_yaml::from_str(text) {
         Ok(value) => value,
-        Err(err) => return Parsed::Broken(vec![yaml_problem(&err)]),
+        Err(err) => return (Parsed::Broken(vec![yaml_problem(&err)]), Vec::new()),
     };
     let is_kubedag = value["apiVersion"]
         .as_str()
@@ -58,12 +59,10 @@ pub fn parse(text: &str) -> Parsed {
         (true, Some("DagRun")) => (DagRun::crd(), "DagRun"),
         (true, other) => {
             let kind = other.unwrap_or("(none)");
-            return Parsed::Broken(vec![Problem::at(
-                "kind",
-                format!("kind {kind:?} is not a kubedag kind (Dag, DagRun)"),
-            )]);
+            let problem = Problem::at("kind", format!("kind {kind:?} is not a kubedag kind (Dag, DagRun)"));
+            return (Parsed::Broken(vec![problem]), Vec::new());
         }
-        _ => return Parsed::Other,
+        _ => return (Parsed::Other, Vec::new()),
     };
     let mut problems = Vec::new();
     if let Some(schema) = crd.spec.versions.first().and_then(|v| v.schema.as_ref()) {
@@ -76,12 +75,8 @@ pub fn parse(text: &str) -> Parsed {
         _ => typed::<DagRun>(text).map(|r| Parsed::Run(Box::new(r))),
     };
     match parsed {
-        Ok(parsed) if problems.is_empty() => parsed,
-        Ok(_) => Parsed::Broken(problems),
-        Err(problem) => {
-            problems.push(problem);
-            Parsed::Broken(problems)
-        }
+        Ok(parsed) => (parsed, problems),
+        Err(problem) => (Parsed::Broken(vec![problem]), problems),
     }
 }
 

@@ -68,18 +68,18 @@ fn read(path: &Path) -> Result<String, CliError> {
 /// Lints `(file label, text)` pairs: the findings in file and line order, and how many kubedag
 /// objects were checked. Runs are checked against the Dags of all the sources.
 pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Finding>, usize) {
-    let parsed: Vec<(&str, Document, Parsed)> = sources
+    let parsed: Vec<(&str, Document, Parsed, Vec<Problem>)> = sources
         .iter()
         .flat_map(|(file, text)| {
             documents::split(text).into_iter().map(move |doc| {
-                let parsed = checks::parse(&doc.text);
-                (file.as_str(), doc, parsed)
+                let (parsed, schema_problems) = checks::parse(&doc.text);
+                (file.as_str(), doc, parsed, schema_problems)
             })
         })
         .collect();
     let dags: Vec<&Dag> = parsed
         .iter()
-        .filter_map(|(_, _, p)| match p {
+        .filter_map(|(_, _, p, _)| match p {
             Parsed::Dag(dag) => Some(dag.as_ref()),
             _ => None,
         })
@@ -87,8 +87,9 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Finding>, usize) {
     let mut findings = Vec::new();
     let mut seen = SeenRuns::new();
     let mut checked = 0;
-    for (file, doc, parsed) in &parsed {
-        let problems = match parsed {
+    for (file, doc, parsed, schema_problems) in &parsed {
+        let mut problems = schema_problems.clone();
+        problems.extend(match parsed {
             Parsed::Other => continue,
             Parsed::Broken(problems) => problems.clone(),
             Parsed::Dag(dag) => checks::check_dag(&dag.spec),
@@ -96,7 +97,7 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Finding>, usize) {
                 let place = format!("{file}:{}", doc.line_of("metadata.name"));
                 checks::check_run(run, dag_of(&dags, run), &place, &mut seen)
             }
-        };
+        });
         checked += 1;
         findings.extend(problems.into_iter().map(|p| place(file, doc, p)));
     }

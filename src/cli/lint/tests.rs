@@ -44,6 +44,16 @@ fn a_misspelt_field_is_named_as_dropped() {
 }
 
 #[test]
+fn unknown_fields_do_not_hide_the_other_checks() {
+    let text = dag("  steps:\n    - {name: a, dependss: [b]}\n");
+    let findings = lint_one(&text);
+    let messages: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(findings.len(), 2, "{findings:#?}");
+    assert!(messages[0].contains("dependss: unknown field"), "{messages:?}");
+    assert!(messages[1].contains("no image"), "{messages:?}");
+}
+
+#[test]
 fn a_wrong_type_is_reported_where_the_parser_found_it() {
     let text = dag(&format!("{STEPS}      retry: {{limit: lots}}\n"));
     expect_one(&text, 10, "expected u32");
