@@ -10,7 +10,7 @@
 #   S3_ACCESS_KEY_ID=...
 #   S3_SECRET_ACCESS_KEY=...
 # Build: once into $KUBEDAG_E2E_CACHE/s3/versitygw-<hash>/ (hash of go.mod,
-#   go.sum, the Go version and the build flags; a cold build takes ~3 min on
+#   go.sum, the Go version and the build flags; a cold build takes a few minutes on
 #   2 cores, log in $KUBEDAG_E2E_CACHE/logs/build-versitygw.log).
 # State: $KUBEDAG_E2E_DIR/s3/ holds data/ (buckets are its directories),
 #   credentials and port (chosen free on first start, kept across restarts),

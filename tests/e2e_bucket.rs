@@ -130,6 +130,15 @@ async fn secret(env: &TestEnv, name: &str, data: &[(&str, &str)]) {
     env.api::<Secret>().create(&PostParams::default(), &s).await.unwrap();
 }
 
+/// The server, a fresh namespace (for the Secret) and a fresh bucket named after it.
+async fn setup(prefix: &str) -> (Server, TestEnv, String) {
+    let server = s3_up();
+    let env = TestEnv::without_operator(prefix).await;
+    let bucket = format!("kd-{}", env.ns);
+    server.create_bucket(&bucket);
+    (server, env, bucket)
+}
+
 fn by_path(found: &[Found]) -> BTreeMap<&str, &Found> {
     found.iter().map(|f| (f.path.as_str(), f)).collect()
 }
@@ -140,10 +149,7 @@ fn by_path(found: &[Found]) -> BTreeMap<&str, &Found> {
 #[tokio::test]
 #[ignore]
 async fn lists_exactly_the_matching_objects_and_sees_a_rewrite() {
-    let server = s3_up();
-    let env = TestEnv::without_operator("bucket").await;
-    let bucket = format!("kd-{}", env.ns);
-    server.create_bucket(&bucket);
+    let (server, env, bucket) = setup("bucket").await;
     let store = server.writer(&bucket);
 
     let mut inputs = Vec::new();
@@ -231,10 +237,7 @@ async fn lists_exactly_the_matching_objects_and_sees_a_rewrite() {
 #[tokio::test]
 #[ignore]
 async fn failures_name_their_cause() {
-    let server = s3_up();
-    let env = TestEnv::without_operator("bucket-err").await;
-    let bucket = format!("kd-{}", env.ns);
-    server.create_bucket(&bucket);
+    let (server, env, bucket) = setup("bucket-err").await;
     let source = server.source(&bucket, "", "*");
     let list = |source: BucketSource, creds: Credentials| async move {
         Bucket::connect(&source, &creds).unwrap().list().await.unwrap_err()
