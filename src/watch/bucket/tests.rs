@@ -175,6 +175,23 @@ fn spec_reads_and_writes_camel_case_with_optional_fields() {
 }
 
 #[test]
+fn schema_requires_endpoint_bucket_and_secret() {
+    let schema = serde_json::to_value(schemars::schema_for!(BucketSource)).unwrap();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(required, ["endpoint", "bucket", "credentialsSecret"]);
+    let props = schema["properties"].as_object().unwrap();
+    let names: Vec<&str> = props.keys().map(String::as_str).collect();
+    for field in ["endpoint", "bucket", "prefix", "pattern", "credentialsSecret", "region"] {
+        assert!(names.contains(&field), "{field} missing from {names:?}");
+    }
+}
+
+#[test]
 fn credentials_debug_hides_the_secret() {
     let shown = format!("{:?}", creds());
     assert!(shown.contains("AK") && !shown.contains("SK"), "{shown}");
