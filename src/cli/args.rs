@@ -104,6 +104,15 @@ nulls leave a parameter unset, so its default applies. Exit status 1 if any line
   kubectl dag retry process-image-x7k2p
   kubectl dag get process-image-x7k2p    # attempts of the re-run steps go up")]
     Retry(RunName),
+    /// Serve the web UI on localhost: Dags, runs grouped by parameter set, run graphs, logs, actions.
+    #[command(after_help = "Examples:
+  kubectl dag ui                 # http://127.0.0.1:8080, the context's namespace
+  kubectl dag ui -n imaging --port 9000
+  kubectl dag ui -A              # every namespace the kubeconfig user may watch
+
+It uses your kubeconfig: it shows and does exactly what your RBAC allows (a refused action
+shows the API server's message).")]
+    Ui(UiArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   source <(kubectl-dag completion bash)
@@ -184,6 +193,16 @@ pub struct LogsArgs {
     /// Keep streaming new log lines and new steps until the run finishes.
     #[arg(short = 'f', long)]
     pub follow: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UiArgs {
+    /// Port to listen on, on 127.0.0.1 (0: any free port, printed at start).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Show every namespace instead of one.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
 }
 
 #[derive(Args, Debug)]
