@@ -200,8 +200,8 @@ pub struct UiArgs {
     /// Port to listen on, on 127.0.0.1 (0: any free port, printed at start).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Show every namespace instead of one.
-    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    /// Show every namespace the user may watch (overrides -n).
+    #[arg(short = 'A', long)]
     pub all_namespaces: bool,
 }
 

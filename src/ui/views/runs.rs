@@ -28,6 +28,7 @@ pub struct RunsPage {
     pub chrome: Chrome,
     pub alert: Option<Alert>,
     pub invalid: Option<String>,
+    pub dag: String,
     pub base_url: String,
     pub submit_url: String,
     pub token: String,
@@ -243,6 +244,7 @@ impl RunsPage {
             next_url: (page.page < page.pages).then(|| link(page.page + 1)),
             query: view,
             base_url,
+            dag: name,
         }
     }
 }
