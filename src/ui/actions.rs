@@ -118,7 +118,7 @@ async fn control_action(
 
 async fn stale(ui: &UiState, ns: &str, run: &str) -> Response {
     let alert = (StatusCode::FORBIDDEN, Alert::error(STALE_FORM));
-    pages::run_response(ui, ns, run, None, Some(alert)).await
+    pages::run_response(ui, ns, run, Default::default(), Some(alert)).await
 }
 
 /// Done: back to the run page with a confirmation. Otherwise the run page with the reason.
@@ -138,7 +138,7 @@ async fn settle(ui: &UiState, ns: &str, run: &str, what: &str, requested: Result
         Ok(Requested::Refused(message)) => (StatusCode::CONFLICT, Alert::error(message)),
         Err(error) => (status_of(&error), Alert::error(error.to_string())),
     };
-    pages::run_response(ui, ns, run, None, Some(alert)).await
+    pages::run_response(ui, ns, run, Default::default(), Some(alert)).await
 }
 
 #[cfg(test)]

@@ -111,7 +111,11 @@ pub async fn run(
 ) -> Response {
     let value = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     let alert = value("done").and_then(|done| done_notice(&done));
-    run_response(&ui, &ns, &run, value("step"), alert.map(|a| (StatusCode::OK, a))).await
+    let log = LogChoice {
+        step: value("step"),
+        attempt: value("attempt").and_then(|a| a.parse().ok()),
+    };
+    run_response(&ui, &ns, &run, log, alert.map(|a| (StatusCode::OK, a))).await
 }
 
 /// The confirmation shown after an action redirected here (`?done=`).
@@ -129,12 +133,19 @@ fn done_notice(done: &str) -> Option<Alert> {
     })
 }
 
+/// Which step's log the run page shows, and which attempt (default: the latest).
+#[derive(Debug, Clone, Default)]
+pub struct LogChoice {
+    pub step: Option<String>,
+    pub attempt: Option<u32>,
+}
+
 /// The run page, with an alert after an action.
 pub async fn run_response(
     ui: &UiState,
     ns: &str,
     name: &str,
-    log_step: Option<String>,
+    log: LogChoice,
     alert: Option<(StatusCode, Alert)>,
 ) -> Response {
     let run = match find(ui, ns, name, |n, r| ui.cache.run(n, r)).await {
@@ -166,7 +177,8 @@ pub async fn run_response(
             alert,
             siblings,
             events,
-            log_step,
+            log_step: log.step,
+            log_attempt: log.attempt,
         };
         RunPage::build(&run, input)
     };

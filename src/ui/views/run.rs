@@ -47,6 +47,8 @@ pub struct RunPage {
     pub events_note: String,
     pub log_step: Option<String>,
     pub log_src: Option<String>,
+    /// (label, href, current) per attempt of the logged step, when it has more than one.
+    pub log_attempts: Vec<(String, String, bool)>,
 }
 
 /// The SVG drawing.
@@ -122,8 +124,9 @@ pub struct RunInput<'a> {
     pub siblings: Vec<&'a RunRow>,
     /// The run's Events, or why they could not be read.
     pub events: Result<Vec<Event>, String>,
-    /// The step whose logs the page shows.
+    /// The step whose logs the page shows, and which attempt (default: its latest).
     pub log_step: Option<String>,
+    pub log_attempt: Option<u32>,
 }
 
 impl RunPage {
@@ -191,11 +194,37 @@ impl RunPage {
             siblings,
             events,
             events_note,
-            log_src: input.log_step.as_ref().map(|s| format!("{url}/logs/{}", encode(s))),
+            log_src: input.log_step.as_ref().map(|s| {
+                let attempt = input.log_attempt.map(|a| format!("?attempt={a}")).unwrap_or_default();
+                format!("{url}/logs/{}{attempt}", encode(s))
+            }),
+            log_attempts: log_attempts(&url, &views, input.log_step.as_deref(), input.log_attempt),
             log_step: input.log_step,
             name,
         }
     }
+}
+
+/// Links to each attempt's log of `step` when it ran more than once.
+fn log_attempts(
+    url: &str,
+    views: &[StepView<'_>],
+    step: Option<&str>,
+    chosen: Option<u32>,
+) -> Vec<(String, String, bool)> {
+    let Some(view) = views.iter().find(|v| Some(v.name) == step) else {
+        return Vec::new();
+    };
+    let attempts = view.status.map_or(0, |s| s.attempts);
+    if attempts < 2 {
+        return Vec::new();
+    }
+    (1..=attempts)
+        .map(|a| {
+            let href = format!("{url}?step={}&attempt={a}#logs", encode(view.name));
+            (format!("attempt {a}"), href, chosen.unwrap_or(attempts) == a)
+        })
+        .collect()
 }
 
 fn step_phase(view: &StepView<'_>) -> &'static str {
@@ -362,6 +391,7 @@ mod tests {
             siblings: Vec::new(),
             events: Err("cannot read".into()),
             log_step: Some("calibrate".into()),
+            log_attempt: Some(1),
         };
         let page = RunPage::build(&run, input);
         let fills: Vec<(&str, &str)> = page.graph.nodes.iter().map(|n| (n.name.as_str(), n.fill)).collect();
@@ -369,7 +399,12 @@ mod tests {
         assert_eq!(page.graph.nodes[1].detail, " ×2");
         assert_eq!(page.graph.edges.len(), 1);
         assert!(page.can_retry && !page.can_cancel);
-        assert_eq!(page.log_src.as_deref(), Some("/ns/ns/runs/img-1/logs/calibrate"));
+        assert_eq!(
+            page.log_src.as_deref(),
+            Some("/ns/ns/runs/img-1/logs/calibrate?attempt=1")
+        );
+        let attempts: Vec<(&str, bool)> = page.log_attempts.iter().map(|a| (a.0.as_str(), a.2)).collect();
+        assert_eq!(attempts, [("attempt 1", true), ("attempt 2", false)]);
         assert_eq!(page.steps[1].exit_code, "3");
         let html = super::super::render(&page);
         assert!(html.contains(r##"data-phase="Failed""##) && html.contains("cannot read"));
