@@ -17,6 +17,9 @@ ensure_cluster
 echo "== cluster smoke test"
 e2e/smoke-test.sh
 
+echo "== Chromium and chromedriver for the web UI's browser test (installed if missing)"
+e2e/ui-deps.sh >/dev/null
+
 echo "== end-to-end tests on the cluster"
 # The crash-safety test floods the single node with 1,000 step pods; it runs alone afterwards so
 # the other tests' waits measure kubedag, not a saturated kubelet.

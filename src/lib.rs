@@ -7,6 +7,7 @@
 //! - [`runtime`] holds the operator process: wiring, servers, leader election.
 //! - [`cli`] holds `kubectl dag`.
 //! - [`watch`] holds the input sources of `DagTrigger` (bucket listing).
+//! - [`ui`] holds the web UI that `kubectl dag ui` serves.
 //! - [`testkit`] holds what the e2e tests and the benchmark driver share (never used by the operator).
 
 pub mod admission;
@@ -16,4 +17,5 @@ pub mod controller;
 pub mod engine;
 pub mod runtime;
 pub mod testkit;
+pub mod ui;
 pub mod watch;

@@ -147,6 +147,15 @@ webhook's Dag validation (cycles, unknown dependencies, params, outputs, `when`)
 DagRun against the Dags in the same files (unknown or missing params, duplicate parameter
 sets). Other kinds are skipped. Exit status 1 if any problem was found.")]
     Lint(LintArgs),
+    /// Serve the web UI on localhost: Dags, runs grouped by parameter set, run graphs, logs, actions.
+    #[command(after_help = "Examples:
+  kubectl dag ui                 # http://127.0.0.1:8080, the context's namespace
+  kubectl dag ui -n imaging --port 9000
+  kubectl dag ui -A              # every namespace the kubeconfig user may watch
+
+It uses your kubeconfig: it shows and does exactly what your RBAC allows (a refused action
+shows the API server's message).")]
+    Ui(UiArgs),
     /// Print a shell completion script (Dag and run names complete from the cluster).
     #[command(after_help = "Examples:
   source <(kubectl-dag completion bash)
@@ -267,6 +276,16 @@ pub struct LintArgs {
     /// Manifest files (YAML, several documents each); `-` reads stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct UiArgs {
+    /// Port to listen on, on 127.0.0.1 (0: any free port, printed at start).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Show every namespace the user may watch (overrides -n).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
 }
 
 #[derive(Args, Debug)]

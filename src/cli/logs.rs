@@ -207,7 +207,7 @@ async fn pods_of(cluster: &Cluster, run: &DagRun, step: Option<&str>) -> Result<
 }
 
 /// Whether the pod's container has run (logs exist).
-fn has_started(pod: &Pod) -> bool {
+pub fn has_started(pod: &Pod) -> bool {
     let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref());
     statuses.is_some_and(|all| {
         all.iter()
@@ -216,14 +216,14 @@ fn has_started(pod: &Pod) -> bool {
     })
 }
 
-fn step_of(pod: &Pod) -> String {
+pub fn step_of(pod: &Pod) -> String {
     pod.labels()
         .get(labels::STEP)
         .cloned()
         .unwrap_or_else(|| pod.name_any())
 }
 
-fn attempt_of(pod: &Pod) -> u32 {
+pub fn attempt_of(pod: &Pod) -> u32 {
     pod.labels()
         .get(labels::ATTEMPT)
         .and_then(|a| a.parse().ok())

@@ -8,6 +8,7 @@
 //! - [`cluster`] connects (kubeconfig, context, namespace); [`create`] creates runs; [`watch`] follows one.
 //! - [`steps`] orders a run's step graph; [`table`], [`human`], [`style`], [`progress`] and
 //!   [`output`] shape what is printed.
+//! - `ui` serves the web UI ([`crate::ui`]).
 //!
 //! Exit status: 0 on success, 1 on an error, a failed line of `submit` or a run that did not
 //! succeed (`run --wait`), 2 on a command-line mistake.
@@ -112,6 +113,11 @@ async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Retry(args) => control::retry(&connect().await?, &args.run).await,
         Command::Graph(args) => graph::graph(&connect().await?, &args.name, args.output).await,
         Command::Lint(args) => lint::lint(&args.files),
+        Command::Ui(args) => {
+            let cluster = connect().await?;
+            crate::ui::serve(cluster, args.all_namespaces, args.port).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Completion { shell } => {
             output::emit(&completion::script(shell))?;
             Ok(ExitCode::SUCCESS)

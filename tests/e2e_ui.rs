@@ -1,0 +1,539 @@
+//! End to end on the local cluster: `kubectl dag ui` in a real headless browser (Debian's
+//! Chromium driven over WebDriver by fantoccini; `e2e/ui-deps.sh` installs both). Each page
+//! is also saved as a PNG screenshot into `docs/ui/` (the README shows them).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{STEP_IMAGE, TestEnv};
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use kube::api::PostParams;
+use kube::config::{AuthInfo, Kubeconfig, NamedAuthInfo};
+use kubedag::api::{DagRun, RunPhase};
+use kubedag::testkit::http::free_port;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A `kubectl dag ui` process of this test; killed when dropped.
+struct Ui {
+    base: String,
+    _child: Child,
+}
+
+impl Ui {
+    /// Starts the UI on a free port for namespace `ns`, with `kubeconfig` (default: the test's).
+    async fn start(ns: &str, kubeconfig: Option<&str>) -> Ui {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-dag"));
+        command
+            .args(["-n", ns, "ui", "--port", "0"])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(path) = kubeconfig {
+            command.env("KUBECONFIG", path);
+        }
+        let mut child = command.spawn().expect("start kubectl-dag ui");
+        let stdout = child.stdout.take().expect("its stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the UI prints its URL")
+            .expect("read its stdout")
+            .expect("a first line");
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .trim_end_matches('/')
+            .to_string();
+        Ui { base, _child: child }
+    }
+}
+
+/// A chromedriver process and a headless Chromium session.
+struct Session {
+    browser: Browser,
+    _driver: Child,
+}
+
+impl Session {
+    async fn start() -> Session {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver (install with e2e/ui-deps.sh)");
+        let binary = ["/usr/lib/chromium/chromium", "/usr/bin/chromium"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("chromium (install with e2e/ui-deps.sh)");
+        let capabilities = json!({"goog:chromeOptions": {
+            "binary": binary,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000", "--force-device-scale-factor=1"],
+        }});
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(capabilities);
+        let mut last_error = String::new();
+        for _ in 0..100 {
+            match builder.connect(&url).await {
+                Ok(browser) => {
+                    return Session {
+                        browser,
+                        _driver: driver,
+                    };
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("cannot open a Chromium session through chromedriver: {last_error}");
+    }
+
+    async fn goto(&self, url: &str) {
+        self.browser
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    }
+
+    /// Texts of the elements matching `css`.
+    async fn texts(&self, css: &str) -> Vec<String> {
+        let mut texts = Vec::new();
+        for element in self.browser.find_all(Locator::Css(css)).await.unwrap_or_default() {
+            texts.push(element.text().await.unwrap_or_default());
+        }
+        texts
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.texts(css).await.join("\n")
+    }
+
+    /// Types `value` into the input `css` (cleared first).
+    async fn fill(&self, css: &str, value: &str) {
+        let input = self.browser.find(Locator::Css(css)).await.expect(css);
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.browser
+            .find(Locator::Css(css))
+            .await
+            .expect(css)
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Saves the viewport as `docs/ui/NAME.png`.
+    async fn screenshot(&self, name: &str) {
+        let png = self.browser.screenshot().await.expect("a screenshot");
+        let dir = format!("{}/docs/ui", env!("CARGO_MANIFEST_DIR"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
+    }
+
+    /// (step, phase, fill) of each node of the run page's graph.
+    async fn graph_nodes(&self) -> Vec<(String, String, String)> {
+        let mut nodes = Vec::new();
+        for node in self
+            .browser
+            .find_all(Locator::Css("#graph g.node"))
+            .await
+            .unwrap_or_default()
+        {
+            let step = node.attr("data-step").await.ok().flatten().unwrap_or_default();
+            let phase = node.attr("data-phase").await.ok().flatten().unwrap_or_default();
+            let rect = node.find(Locator::Css("rect")).await.unwrap();
+            let fill = rect.attr("fill").await.ok().flatten().unwrap_or_default();
+            nodes.push((step, phase, fill));
+        }
+        nodes.sort();
+        nodes
+    }
+}
+
+/// A Dag manifest with params and shell-script steps `(name, depends, script)`.
+fn dag_yaml(name: &str, policy: &str, params: &[(&str, Option<&str>)], steps: &[(&str, &[&str], &str)]) -> String {
+    let params: Vec<_> = params
+        .iter()
+        .map(|(n, d)| match d {
+            Some(d) => json!({"name": n, "default": d}),
+            None => json!({"name": n}),
+        })
+        .collect();
+    let steps: Vec<_> = steps
+        .iter()
+        .map(|(n, deps, script)| json!({"name": n, "depends": deps, "script": script}))
+        .collect();
+    let dag = json!({
+        "apiVersion": "kubedag.io/v1alpha1", "kind": "Dag", "metadata": {"name": name},
+        "spec": {"params": params, "duplicatePolicy": policy,
+                 "defaults": {"image": STEP_IMAGE, "imagePullPolicy": "IfNotPresent"}, "steps": steps},
+    });
+    serde_yaml::to_string(&dag).unwrap()
+}
+
+/// Grouping, filtering, the graph's colours (updated live), step logs followed while the step
+/// runs, a duplicate submit refused with a link to the existing run, and a submit that works.
+#[tokio::test]
+#[ignore = "needs the local cluster and chromium: make test"]
+async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
+    let env = TestEnv::with_webhook("ui").await;
+    // 30 runs of 10 parameter sets: odd sets fail.
+    let survey = dag_yaml(
+        "survey",
+        "Allow",
+        &[("file", None), ("mode", Some("fast"))],
+        &[(
+            "work",
+            &[],
+            "case $file in *[13579]) echo bad $file; exit 3;; esac; echo ok $file",
+        )],
+    );
+    env.create::<kubedag::api::Dag>(&survey).await;
+    let mut names = Vec::new();
+    for round in 0..3 {
+        for set in 0..10 {
+            let name = format!("survey-r{round}-s{set}");
+            let file = format!("set-{set}");
+            env.create::<DagRun>(&common::run_yaml(&name, "survey", &[("file", &file)]))
+                .await;
+            names.push(name);
+        }
+    }
+    let pipeline = dag_yaml(
+        "pipeline",
+        "Forbid",
+        &[("file", None)],
+        &[
+            ("fetch", &[], "echo fetching $file"),
+            ("calibrate", &["fetch"], "echo calibration failed; exit 2"),
+            (
+                "measure",
+                &["fetch"],
+                "echo measuring $file; sleep 6; echo measured $file",
+            ),
+            ("report", &["calibrate", "measure"], "echo report"),
+        ],
+    );
+    env.create::<kubedag::api::Dag>(&pipeline).await;
+    let archive = dag_yaml(
+        "archive",
+        "Forbid",
+        &[("file", None)],
+        &[("store", &[], "echo archived $file")],
+    );
+    env.create::<kubedag::api::Dag>(&archive).await;
+    env.create::<DagRun>(&common::run_yaml("archive-1", "archive", &[("file", "dup.fits")]))
+        .await;
+    for name in &names {
+        env.wait_finished(name).await;
+    }
+
+    let ui = Ui::start(&env.ns, None).await;
+    let session = Session::start().await;
+    let ns = &env.ns;
+
+    // The Dags page lists both with their steps and last outcome.
+    session.goto(&format!("{}/", ui.base)).await;
+    env.eventually("the Dags page to list both Dags", || async {
+        let text = session.text("#live-region").await;
+        (text.contains("survey") && text.contains("pipeline")).then_some(())
+    })
+    .await;
+    session.screenshot("dags").await;
+
+    // Ten rows, one per parameter set, with the latest run's phase.
+    session.goto(&format!("{}/ns/{ns}/dags/survey", ui.base)).await;
+    let rows = env
+        .eventually("10 parameter-set rows of 30 runs", || async {
+            let caption = session.text("#sets caption").await;
+            let rows = session.texts("#sets tbody tr").await;
+            (rows.len() == 10 && caption.contains("(30 runs)")).then_some(rows)
+        })
+        .await;
+    // Columns: file, mode, latest phase, latest run, runs, ...
+    let counts = session.texts("#sets tbody tr td:nth-child(5)").await;
+    assert_eq!(counts, vec!["3"; 10], "three runs per set");
+    for row in &rows {
+        let set: u32 = row
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("set-"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no file value in row {row:?}"));
+        let want = if set % 2 == 1 { "Failed" } else { "Succeeded" };
+        assert!(row.contains(want) && row.contains("fast"), "set {set}: {row:?}");
+    }
+    session.screenshot("runs").await;
+
+    // Filtering by a parameter value (server side, through the form).
+    session.fill("#q", "set-7").await;
+    session.click("form.filters button[type=submit]").await;
+    let filtered = env
+        .eventually("the filter to leave one row", || async {
+            let rows = session.texts("#sets tbody tr").await;
+            (rows.len() == 1).then_some(rows)
+        })
+        .await;
+    assert!(
+        filtered[0].contains("set-7") && filtered[0].contains("Failed"),
+        "{filtered:?}"
+    );
+    assert!(session.text("#sets caption").await.starts_with("1 of 10"));
+    session.screenshot("runs-filtered").await;
+
+    // A run page opened while a step runs: its log is followed and the graph turns to the final
+    // colours without a reload.
+    env.create::<DagRun>(&common::run_yaml("pipeline-1", "pipeline", &[("file", "m31.fits")]))
+        .await;
+    env.eventually("step measure to run", || async {
+        let run = env.api::<DagRun>().get("pipeline-1").await.ok()?;
+        let steps = run.status?.steps;
+        steps
+            .iter()
+            .any(|s| s.name == "measure" && s.phase == kubedag::api::StepPhase::Running)
+            .then_some(())
+    })
+    .await;
+    session
+        .goto(&format!("{}/ns/{ns}/runs/pipeline-1?step=measure", ui.base))
+        .await;
+    session
+        .browser
+        .execute("window.kubedagMarker = 1;", vec![])
+        .await
+        .unwrap();
+    env.eventually("the first log line of measure", || async {
+        session.text("#log").await.contains("measuring m31.fits").then_some(())
+    })
+    .await;
+    env.eventually("the followed log's last line", || async {
+        session.text("#log").await.contains("measured m31.fits").then_some(())
+    })
+    .await;
+    let expected = [
+        ("calibrate", "Failed", "#cf222e"),
+        ("fetch", "Succeeded", "#1a7f37"),
+        ("measure", "Succeeded", "#1a7f37"),
+        ("report", "Skipped", "#57606a"),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    env.eventually("the graph to show the final step phases", || async {
+        (session.graph_nodes().await == expected).then_some(())
+    })
+    .await;
+    let marker = session
+        .browser
+        .execute("return window.kubedagMarker || 0;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(marker, json!(1), "the page updated itself without a reload");
+    assert_eq!(session.text("#run-phase").await, "Failed");
+    let steps = session.text("#steps tbody").await;
+    assert!(
+        steps.contains("calibrate") && steps.contains("2"),
+        "exit code 2 shown: {steps}"
+    );
+    session.screenshot("run").await;
+    session
+        .goto(&format!("{}/ns/{ns}/runs/pipeline-1?step=fetch#logs", ui.base))
+        .await;
+    env.eventually("the log of fetch", || async {
+        session.text("#log").await.contains("fetching m31.fits").then_some(())
+    })
+    .await;
+    session.screenshot("run-logs").await;
+
+    // Submitting the parameters of a Succeeded run again (duplicatePolicy Forbid): the webhook's
+    // refusal is shown with a link to the existing run.
+    env.wait_phase("archive-1", RunPhase::Succeeded).await;
+    session.goto(&format!("{}/ns/{ns}/dags/archive", ui.base)).await;
+    session.fill("#param-file", "dup.fits").await;
+    session.click("#submit-run").await;
+    let alert = env
+        .eventually("the duplicate refusal", || async {
+            let alert = session.text("#alert").await;
+            (!alert.is_empty()).then_some(alert)
+        })
+        .await;
+    assert!(
+        alert.contains("duplicate parameters") && alert.contains("archive-1"),
+        "{alert}"
+    );
+    let link = session
+        .browser
+        .find(Locator::Css("#alert a"))
+        .await
+        .expect("a link to the run");
+    let href = link.attr("href").await.unwrap().unwrap_or_default();
+    assert_eq!(href, format!("/ns/{ns}/runs/archive-1"));
+    assert_eq!(
+        session
+            .browser
+            .find(Locator::Css("#param-file"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("dup.fits")
+    );
+    session.screenshot("submit-refused").await;
+
+    // A new parameter set is accepted: the browser lands on the new run's page.
+    session.fill("#param-file", "new.fits").await;
+    session.click("#submit-run").await;
+    let url = env
+        .eventually("the new run's page", || async {
+            let url = session.browser.current_url().await.ok()?;
+            url.path().contains("/runs/archive-").then_some(url)
+        })
+        .await;
+    assert!(session.text("#alert").await.contains("Run submitted"));
+    let new_run = url.path().rsplit('/').next().unwrap().to_string();
+    let created = env
+        .api::<DagRun>()
+        .get(&new_run)
+        .await
+        .expect("the submitted run exists");
+    assert_eq!(created.spec.params.get("file").map(String::as_str), Some("new.fits"));
+    let _ = session.browser.clone().close().await;
+}
+
+/// A user whose Role lets them read runs but not update them sees the API server refuse cancel.
+#[tokio::test]
+#[ignore = "needs the local cluster and chromium: make test"]
+async fn a_user_without_update_on_dagruns_sees_cancel_refused() {
+    let env = TestEnv::new("ui-rbac").await;
+    let dag = dag_yaml("slow", "Forbid", &[("file", None)], &[("wait", &[], "sleep 120")]);
+    env.create::<kubedag::api::Dag>(&dag).await;
+    env.create::<DagRun>(&common::run_yaml("slow-1", "slow", &[("file", "a")]))
+        .await;
+    env.wait_phase("slow-1", RunPhase::Running).await;
+    let kubeconfig = reader_kubeconfig(&env).await;
+
+    let ui = Ui::start(&env.ns, Some(&kubeconfig)).await;
+    let session = Session::start().await;
+    session.goto(&format!("{}/ns/{}/runs/slow-1", ui.base, env.ns)).await;
+    env.eventually("the run page", || async {
+        (session.text("#run-phase").await == "Running").then_some(())
+    })
+    .await;
+    session.click("#cancel").await;
+    let alert = env
+        .eventually("the refusal", || async {
+            let alert = session.text("#alert").await;
+            (!alert.is_empty()).then_some(alert)
+        })
+        .await;
+    assert!(alert.contains("forbidden") && alert.contains("patch"), "{alert}");
+    session.screenshot("cancel-refused").await;
+    let run = env.api::<DagRun>().get("slow-1").await.unwrap();
+    assert!(!run.spec.cancel, "the run was not cancelled");
+    let _ = session.browser.clone().close().await;
+}
+
+/// A kubeconfig file for ServiceAccount `reader`, bound to a Role that may read Dags, DagRuns,
+/// pods, their logs and Events, but not update DagRuns.
+async fn reader_kubeconfig(env: &TestEnv) -> String {
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "reader"}})).unwrap();
+    env.api::<ServiceAccount>()
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    let read = |groups: &[&str], resources: &[&str]| PolicyRule {
+        api_groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+        resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+        verbs: ["get", "list", "watch"].iter().map(|v| v.to_string()).collect(),
+        ..Default::default()
+    };
+    let role = Role {
+        metadata: kube::api::ObjectMeta {
+            name: Some("runs-reader".into()),
+            ..Default::default()
+        },
+        rules: Some(vec![
+            read(&["kubedag.io"], &["dags", "dagruns"]),
+            read(&[""], &["pods", "pods/log", "events"]),
+        ]),
+    };
+    env.api::<Role>().create(&PostParams::default(), &role).await.unwrap();
+    let binding = RoleBinding {
+        metadata: kube::api::ObjectMeta {
+            name: Some("reader".into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: "runs-reader".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "reader".into(),
+            namespace: Some(env.ns.clone()),
+            ..Default::default()
+        }]),
+    };
+    env.api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token = env
+        .api::<ServiceAccount>()
+        .create_token_request("reader", &PostParams::default(), &request)
+        .await
+        .expect("a token for the reader")
+        .status
+        .expect("the token")
+        .token;
+    // The test's kubeconfig with its user swapped for the reader's token.
+    let mut config = Kubeconfig::read().expect("the test's kubeconfig");
+    let user = "kubedag-ui-reader".to_string();
+    config.auth_infos = vec![NamedAuthInfo {
+        name: user.clone(),
+        auth_info: Some(AuthInfo {
+            token: Some(token.into()),
+            ..Default::default()
+        }),
+        other: Default::default(),
+    }];
+    for context in &mut config.contexts {
+        if let Some(c) = context.context.as_mut() {
+            c.user = Some(user.clone());
+        }
+    }
+    let path = format!(
+        "{}/target/e2e-logs/{}-reader.kubeconfig",
+        env!("CARGO_MANIFEST_DIR"),
+        env.ns
+    );
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    path
+}
