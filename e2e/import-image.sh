@@ -11,5 +11,11 @@
 [[ -S $CONTAINERD_SOCK ]] || die "containerd socket $CONTAINERD_SOCK missing: is the cluster up?"
 for f in "$@"; do
   [[ -s $f ]] || die "no such archive: $f"
-  ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$f" >&2
+  out=$(ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$f" 2>&1) || { echo "$out" >&2; exit 1; }
+  echo "$out" >&2
+  # Pinned images are never removed by the kubelet's image garbage collection (under disk
+  # pressure it would otherwise delete the sandbox image, and no pod could start again).
+  for ref in $(sed -n 's/^unpacking \([^ ]*\) .*/\1/p' <<<"$out"); do
+    ctr --address "$CONTAINERD_SOCK" -n k8s.io images label "$ref" io.cri-containerd.pinned=pinned >/dev/null
+  done
 done
