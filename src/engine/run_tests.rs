@@ -93,6 +93,7 @@ impl World {
             jobs: &lookup,
             launch_budget: None,
             missing_job_grace_seconds: 10,
+            runs: &crate::engine::call::NoRuns,
         };
         let mut needs = Vec::new();
         loop {
@@ -126,6 +127,7 @@ impl World {
             jobs,
             launch_budget: None,
             missing_job_grace_seconds: 10,
+            runs: &crate::engine::call::NoRuns,
         }
     }
 }
