@@ -42,5 +42,6 @@ pub mod retry;
 pub mod run;
 pub mod settings;
 pub mod validate;
+mod validate_compose;
 pub mod when;
 pub mod workspace;

@@ -206,7 +206,7 @@ fn cancel_stops_the_running_instances() {
 /// captured spec (the items written out) and an output array of every item.
 #[test]
 fn a_10000_item_run_stays_under_256_kib() {
-    let items: Vec<String> = (0..10_000).map(|i| format!("file-{i:05}")).collect();
+    let items: Vec<String> = (0..10_000).map(|i| format!("f{i:05}")).collect();
     let mut sim = Sim::new(fan_out(items, 2_500));
     let run = parent();
     let mut largest = 0;
