@@ -20,7 +20,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-
 use crate::api::{Call, Dag, DagRun, DagSpec, RunPhase, annotations};
 
 use super::admit;
@@ -94,7 +93,11 @@ pub struct Caller<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolved {
     /// The attempt follows run `name`; `state` is what it means for the step.
-    Follow { name: String, reused: bool, state: JobState },
+    Follow {
+        name: String,
+        reused: bool,
+        state: JobState,
+    },
     /// Create the own child (with these params and chain).
     Spawn { params: Params, chain: String },
     /// The call cannot be made; the attempt fails with this message.
@@ -110,7 +113,11 @@ pub fn chain_of(run: &DagRun) -> Vec<String> {
         .and_then(|a| a.get(annotations::CALL_CHAIN))
         .map(String::as_str)
         .unwrap_or_default();
-    let mut chain: Vec<String> = recorded.split('/').filter(|s| !s.is_empty()).map(String::from).collect();
+    let mut chain: Vec<String> = recorded
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     chain.push(run.spec.dag_ref.name.clone());
     chain
 }
@@ -224,10 +231,7 @@ pub fn expand_params(
                 if name == ITEM {
                     return item;
                 }
-                params
-                    .get(name)
-                    .or_else(|| outputs.get(name))
-                    .map(String::as_str)
+                params.get(name).or_else(|| outputs.get(name)).map(String::as_str)
             };
             (k.clone(), expand::expand(v, lookup))
         })

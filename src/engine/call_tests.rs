@@ -4,9 +4,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
-use crate::api::{
-    DagOutput, DagRef, DagRunSpec, DagRunStatus, DuplicatePolicy, ParamDecl, RunPhase, Step,
-};
+use crate::api::{DagOutput, DagRef, DagRunSpec, DagRunStatus, DuplicatePolicy, ParamDecl, RunPhase, Step};
 
 /// Runs and Dags of one namespace, as the caches would show them.
 #[derive(Default)]
@@ -20,10 +18,17 @@ impl RunView for FakeView {
         self.dags.get(name).cloned()
     }
     fn run(&self, name: &str) -> Option<Arc<DagRun>> {
-        self.runs.iter().find(|r| r.metadata.name.as_deref() == Some(name)).cloned()
+        self.runs
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(name))
+            .cloned()
     }
     fn runs_of(&self, dag: &str) -> Vec<Arc<DagRun>> {
-        self.runs.iter().filter(|r| r.spec.dag_ref.name == dag).cloned().collect()
+        self.runs
+            .iter()
+            .filter(|r| r.spec.dag_ref.name == dag)
+            .cloned()
+            .collect()
     }
 }
 
@@ -139,7 +144,9 @@ fn a_running_identical_run_is_waited_for_and_rechecked() {
         vec![child_run("other", "bias", "n1", Some(RunPhase::Running))],
     );
     match resolve_in(&view, &parent(""), "n1", "own") {
-        Resolved::Follow { reused: true, state, .. } => assert_eq!(
+        Resolved::Follow {
+            reused: true, state, ..
+        } => assert_eq!(
             state,
             JobState::Waiting {
                 message: Some("waiting for identical run other (Running)".into()),
@@ -157,7 +164,10 @@ fn failed_identical_runs_and_other_params_are_not_reused() {
         child_run("other-night", "bias", "n2", Some(RunPhase::Succeeded)),
     ];
     let view = view_with(DuplicatePolicy::Forbid, runs);
-    assert!(matches!(resolve_in(&view, &parent(""), "n1", "own"), Resolved::Spawn { .. }));
+    assert!(matches!(
+        resolve_in(&view, &parent(""), "n1", "own"),
+        Resolved::Spawn { .. }
+    ));
 }
 
 #[test]
@@ -166,7 +176,10 @@ fn under_allow_nothing_is_reused() {
         DuplicatePolicy::Allow,
         vec![child_run("other", "bias", "n1", Some(RunPhase::Succeeded))],
     );
-    assert!(matches!(resolve_in(&view, &parent(""), "n1", "own"), Resolved::Spawn { .. }));
+    assert!(matches!(
+        resolve_in(&view, &parent(""), "n1", "own"),
+        Resolved::Spawn { .. }
+    ));
 }
 
 #[test]
@@ -175,7 +188,11 @@ fn the_own_child_comes_first_and_a_rejected_one_follows_the_holder() {
     let view = view_with(DuplicatePolicy::Forbid, vec![own]);
     assert!(matches!(
         resolve_in(&view, &parent(""), "n1", "own"),
-        Resolved::Follow { reused: false, state: JobState::Active, .. }
+        Resolved::Follow {
+            reused: false,
+            state: JobState::Active,
+            ..
+        }
     ));
     let rejected = child_run("own", "bias", "n1", Some(RunPhase::Rejected));
     let holder = child_run("holder", "bias", "n1", Some(RunPhase::Running));
@@ -187,14 +204,20 @@ fn the_own_child_comes_first_and_a_rejected_one_follows_the_holder() {
     let view = view_with(DuplicatePolicy::Forbid, vec![rejected]);
     assert!(matches!(
         resolve_in(&view, &parent(""), "n1", "own"),
-        Resolved::Follow { reused: false, state: JobState::Failed { .. }, .. }
+        Resolved::Follow {
+            reused: false,
+            state: JobState::Failed { .. },
+            ..
+        }
     ));
 }
 
 #[test]
 fn refusals_name_the_dag_the_param_and_the_chain() {
     let view = FakeView::default();
-    let Resolved::Refused(m) = resolve_in(&view, &parent(""), "n1", "own") else { panic!() };
+    let Resolved::Refused(m) = resolve_in(&view, &parent(""), "n1", "own") else {
+        panic!()
+    };
     assert!(m.contains("Dag \"bias\" not found"), "{m}");
     let view = view_with(DuplicatePolicy::Forbid, vec![]);
     let no_params = Call {
@@ -212,8 +235,13 @@ fn refusals_name_the_dag_the_param_and_the_chain() {
     };
     assert!(m.starts_with("call.params: ") && m.contains("night"), "{m}");
     let deep = vec!["a"; MAX_CALL_DEPTH - 1].join("/");
-    let Resolved::Refused(m) = resolve_in(&view, &parent(&deep), "n1", "own") else { panic!() };
-    assert!(m.contains("call depth limit") && m.contains("a -> a") && m.ends_with("image -> bias (a cycle of calls?)"), "{m}");
+    let Resolved::Refused(m) = resolve_in(&view, &parent(&deep), "n1", "own") else {
+        panic!()
+    };
+    assert!(
+        m.contains("call depth limit") && m.contains("a -> a") && m.ends_with("image -> bias (a cycle of calls?)"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -266,13 +294,17 @@ fn calling(dags: &[&str]) -> DagSpec {
 
 #[test]
 fn call_cycles_are_found_through_other_dags() {
-    let graph: HashMap<&str, DagSpec> = [("b", calling(&["c"])), ("c", calling(&["a", "d"])), ("d", calling(&[]))].into();
+    let graph: HashMap<&str, DagSpec> =
+        [("b", calling(&["c"])), ("c", calling(&["a", "d"])), ("d", calling(&[]))].into();
     let lookup = |name: &str| graph.get(name).cloned();
     assert_eq!(
         find_cycle("a", &calling(&["b"]), &lookup),
         Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
     );
-    assert_eq!(find_cycle("a", &calling(&["a"]), &lookup), Some(vec!["a".into(), "a".into()]));
+    assert_eq!(
+        find_cycle("a", &calling(&["a"]), &lookup),
+        Some(vec!["a".into(), "a".into()])
+    );
     assert_eq!(find_cycle("x", &calling(&["d", "b"]), &lookup), None);
 }
 

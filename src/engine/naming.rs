@@ -104,9 +104,15 @@ mod tests {
     #[test]
     fn instances_and_children_never_take_a_plain_steps_name() {
         assert_ne!(instance_job_name("r", "a", 1, 0, 1), job_name("r", "a-1", 1));
-        assert_ne!(instance_job_name("r", "a", 1, 0, 1), instance_job_name("r", "a", 1, 1, 1));
+        assert_ne!(
+            instance_job_name("r", "a", 1, 0, 1),
+            instance_job_name("r", "a", 1, 1, 1)
+        );
         assert_ne!(child_run_name("r", "a", None, 0, 1), job_name("r", "a", 1));
-        assert_ne!(child_run_name("r", "a", Some(0), 0, 1), child_run_name("r", "a", None, 0, 1));
+        assert_ne!(
+            child_run_name("r", "a", Some(0), 0, 1),
+            child_run_name("r", "a", None, 0, 1)
+        );
         assert!(child_run_name(&"r".repeat(63), &"s".repeat(63), Some(9999), 0, 3).len() <= MAX_NAME);
     }
 

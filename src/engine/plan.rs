@@ -17,7 +17,7 @@
 //! - The plan reports each step it could launch but held back, and why ([`HoldReason`]), so the
 //!   caller knows whether a re-check is useful (a dependency wait needs none: the Job watch wakes it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -28,6 +28,9 @@ use super::params::Params;
 use super::retry::{self, Verdict};
 use super::{graph, naming, when};
 
+#[path = "plan_job_state.rs"]
+mod job_state;
+pub use job_state::{JobState, WAITING_PREFIX, refusal_backoff_seconds};
 #[path = "plan_call.rs"]
 mod call_step;
 #[path = "plan_foreach.rs"]
@@ -35,57 +38,6 @@ mod foreach_step;
 #[path = "plan_rules.rs"]
 mod rules;
 pub use rules::{main_phase, reset_for_retry};
-
-/// What the step's Job for its current attempt says.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobState {
-    /// No such Job is known (not created yet, not yet seen by the cache, or deleted by hand).
-    Missing,
-    /// Created and not finished.
-    Active,
-    Succeeded {
-        finished_at: Option<Time>,
-        exit_code: Option<i32>,
-        /// The container's termination message (its `$KUBEDAG_OUTPUTS` file), when the step
-        /// declares outputs and its pod could be read; None otherwise.
-        outputs: Option<String>,
-    },
-    Failed {
-        finished_at: Option<Time>,
-        exit_code: Option<i32>,
-        message: String,
-    },
-    /// Created and not finished, but its pod is not running yet: it waits for capacity, or for a
-    /// cause that may still clear (an image pull error within the start bound). `message` says
-    /// what it waits for (None: nothing worth showing yet); plan again after `recheck_after_seconds`.
-    Waiting {
-        message: Option<String>,
-        recheck_after_seconds: i64,
-    },
-    /// The attempt's pod can never start, or did not start within the bound (image pull errors,
-    /// invalid image names, pods the API server refuses to create, missing config): the attempt
-    /// failed before the program ran. The Job is still active and must be deleted.
-    CannotStart { message: String },
-    /// The API server (or an admission plugin) refused to create the Job. `permanent`: the object
-    /// is invalid and will never be accepted; otherwise the cause may clear (a quota, a policy).
-    Refused { message: String, permanent: bool },
-    /// A `call` step's child DagRun `run` (its own or a reused one) succeeded with `outputs`.
-    RunSucceeded {
-        finished_at: Option<Time>,
-        run: String,
-        outputs: BTreeMap<String, String>,
-    },
-}
-
-/// Prefix of a step's message while it waits ([`JobState::Waiting`], a refused create); such a
-/// message is cleared once the pod runs.
-pub const WAITING_PREFIX: &str = "waiting ";
-
-/// Seconds before the next create after the `n`th consecutive refusal that may clear
-/// (n >= 1): 5, 10, 20, 40, then 60 at most, so a cleared quota is noticed within a minute.
-pub fn refusal_backoff_seconds(n: u32) -> i64 {
-    (5_i64 << n.saturating_sub(1).min(4)).min(60)
-}
 
 /// Everything the planner looks at.
 pub struct PlanInput<'a> {
@@ -362,57 +314,55 @@ impl<'a> Planner<'a> {
 
     /// Takes in what the step's current attempt (a Job, or a child run) says.
     fn apply_state(&mut self, i: usize, state: JobState) {
-        {
-            match state {
-                JobState::Active => self.pod_runs(i),
-                JobState::Missing => self.relaunch_if_lost(i),
-                JobState::Succeeded {
-                    finished_at,
-                    exit_code,
-                    outputs,
-                } => {
-                    self.steps[i].exit_code = exit_code.or(Some(0));
-                    self.steps[i].create_refusals = 0;
-                    match rules::record_outputs(self.spec_step(i), outputs.as_deref()) {
-                        Ok(values) => {
-                            self.steps[i].outputs = values;
-                            self.finish_step(i, StepPhase::Succeeded, finished_at, None);
-                        }
-                        Err(message) => self.finish_step(i, StepPhase::Failed, finished_at, Some(message)),
+        match state {
+            JobState::Active => self.pod_runs(i),
+            JobState::Missing => self.relaunch_if_lost(i),
+            JobState::Succeeded {
+                finished_at,
+                exit_code,
+                outputs,
+            } => {
+                self.steps[i].exit_code = exit_code.or(Some(0));
+                self.steps[i].create_refusals = 0;
+                match rules::record_outputs(self.spec_step(i), outputs.as_deref()) {
+                    Ok(values) => {
+                        self.steps[i].outputs = values;
+                        self.finish_step(i, StepPhase::Succeeded, finished_at, None);
                     }
+                    Err(message) => self.finish_step(i, StepPhase::Failed, finished_at, Some(message)),
                 }
-                JobState::Failed {
-                    finished_at,
-                    exit_code,
-                    message,
-                } => {
-                    self.steps[i].exit_code = exit_code;
-                    self.attempt_failed(i, finished_at, message);
-                }
-                JobState::Waiting {
-                    message,
-                    recheck_after_seconds,
-                } => {
-                    if let Some(message) = message {
-                        debug_assert!(message.starts_with(WAITING_PREFIX));
-                        self.steps[i].message = Some(message);
-                    }
-                    self.recheck_after(recheck_after_seconds);
-                }
-                JobState::CannotStart { message } => {
-                    if let Some(job) = self.steps[i].job_name.clone() {
-                        self.plan.delete.push(job);
-                    }
-                    self.steps[i].exit_code = None;
-                    self.attempt_failed(i, None, message);
-                }
-                JobState::Refused { message, permanent } => self.create_refused(i, message, permanent),
-                JobState::RunSucceeded {
-                    finished_at,
-                    run,
-                    outputs,
-                } => self.call_succeeded(i, finished_at, &run, &outputs),
             }
+            JobState::Failed {
+                finished_at,
+                exit_code,
+                message,
+            } => {
+                self.steps[i].exit_code = exit_code;
+                self.attempt_failed(i, finished_at, message);
+            }
+            JobState::Waiting {
+                message,
+                recheck_after_seconds,
+            } => {
+                if let Some(message) = message {
+                    debug_assert!(message.starts_with(WAITING_PREFIX));
+                    self.steps[i].message = Some(message);
+                }
+                self.recheck_after(recheck_after_seconds);
+            }
+            JobState::CannotStart { message } => {
+                if let Some(job) = self.steps[i].job_name.clone() {
+                    self.plan.delete.push(job);
+                }
+                self.steps[i].exit_code = None;
+                self.attempt_failed(i, None, message);
+            }
+            JobState::Refused { message, permanent } => self.create_refused(i, message, permanent),
+            JobState::RunSucceeded {
+                finished_at,
+                run,
+                outputs,
+            } => self.call_succeeded(i, finished_at, &run, &outputs),
         }
     }
 

@@ -65,7 +65,11 @@ impl Planner<'_> {
     }
 
     pub(super) fn call_dag(&self, i: usize) -> String {
-        self.spec_step(i).call.as_ref().map(|c| c.dag.clone()).unwrap_or_default()
+        self.spec_step(i)
+            .call
+            .as_ref()
+            .map(|c| c.dag.clone())
+            .unwrap_or_default()
     }
 
     /// The followed run succeeded: the step takes the outputs it declares from the run's.
@@ -100,7 +104,11 @@ pub(super) fn take_outputs(
                 let has: Vec<&str> = outputs.keys().map(String::as_str).collect();
                 Err(format!(
                     "child run {run} has no output {name:?} (it recorded: {})",
-                    if has.is_empty() { "none".to_string() } else { has.join(", ") }
+                    if has.is_empty() {
+                        "none".to_string()
+                    } else {
+                        has.join(", ")
+                    }
                 ))
             }
         })

@@ -254,7 +254,11 @@ fn call_spec(for_each: Option<ForEach>) -> DagSpec {
 #[test]
 fn a_call_spawns_its_child_then_takes_its_outputs() {
     let mut view = FakeView {
-        dags: [("bias".to_string(), child_dag("bias", crate::api::DuplicatePolicy::Forbid))].into(),
+        dags: [(
+            "bias".to_string(),
+            child_dag("bias", crate::api::DuplicatePolicy::Forbid),
+        )]
+        .into(),
         runs: vec![],
     };
     let mut sim = Sim::new(call_spec(None));
@@ -265,7 +269,8 @@ fn a_call_spawns_its_child_then_takes_its_outputs() {
     assert_eq!(child, naming::child_run_name("run", "bias", None, 0, 1));
     assert_eq!(sim.steps[0].child_run.as_deref(), Some(child.as_str()));
     assert!(p.launch.is_empty(), "a call step launches no Job");
-    view.runs.push(child_run(&child, "bias", "n1", Some(RunPhase::Succeeded)));
+    view.runs
+        .push(child_run(&child, "bias", "n1", Some(RunPhase::Succeeded)));
     let p = sim.pass(1, Some(&view), &run);
     assert_eq!(sim.steps[0].phase, StepPhase::Succeeded);
     assert_eq!(sim.steps[0].outputs["bias"], "bias-n1");
@@ -276,7 +281,11 @@ fn a_call_spawns_its_child_then_takes_its_outputs() {
 #[test]
 fn a_call_reuses_a_succeeded_identical_run_at_once() {
     let view = FakeView {
-        dags: [("bias".to_string(), child_dag("bias", crate::api::DuplicatePolicy::Forbid))].into(),
+        dags: [(
+            "bias".to_string(),
+            child_dag("bias", crate::api::DuplicatePolicy::Forbid),
+        )]
+        .into(),
         runs: vec![child_run("earlier", "bias", "n1", Some(RunPhase::Succeeded))],
     };
     let mut sim = Sim::new(call_spec(None));
@@ -292,7 +301,11 @@ fn a_call_reuses_a_succeeded_identical_run_at_once() {
 #[test]
 fn a_fan_out_of_calls_makes_one_child_per_item_and_collects_outputs() {
     let mut view = FakeView {
-        dags: [("bias".to_string(), child_dag("bias", crate::api::DuplicatePolicy::Allow))].into(),
+        dags: [(
+            "bias".to_string(),
+            child_dag("bias", crate::api::DuplicatePolicy::Allow),
+        )]
+        .into(),
         runs: vec![],
     };
     let items: Vec<String> = vec!["n1".into(), "n2".into(), "n3".into()];
@@ -308,8 +321,12 @@ fn a_fan_out_of_calls_makes_one_child_per_item_and_collects_outputs() {
         assert!(p.spawn.len() <= 2);
         for s in &p.spawn {
             spawned.push(s.params["night"].clone());
-            view.runs
-                .push(child_run(&s.name, "bias", &s.params["night"], Some(RunPhase::Succeeded)));
+            view.runs.push(child_run(
+                &s.name,
+                "bias",
+                &s.params["night"],
+                Some(RunPhase::Succeeded),
+            ));
         }
         view.runs = view.runs.iter().map(Arc::clone).collect();
     }

@@ -17,7 +17,6 @@ use super::super::retry::{self, Verdict};
 use super::call_step::take_outputs;
 use super::{Held, HoldReason, Item, JobState, Launch, Planner, refusal_backoff_seconds, rules};
 
-
 /// Where one instance stands after this pass.
 enum Instance {
     Running,

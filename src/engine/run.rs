@@ -22,14 +22,17 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{Dag, DagRun, DagRunStatus, DagSpec, DuplicatePolicy, RunPhase, StepPhase, StepStatus};
+use crate::api::{Dag, DagRun, DagRunStatus, DagSpec, DuplicatePolicy, RunPhase, StepStatus};
 
 use super::admit::{self, Refusal};
 use super::call::{self, RunView, Spawn};
 use super::plan::{self, JobState, Launch, Plan, PlanInput};
 pub use super::workspace::WorkspaceClaim;
+#[path = "run_effects.rs"]
+mod effects;
 use super::workspace::{self, Gate, RETRY_SECONDS as WORKSPACE_RETRY_SECONDS};
 use super::{duplicates, retry};
+pub use effects::{Reactions, RunEvent};
 
 /// Characters of the hash shown in `kubectl get dagruns`.
 pub const SHORT_HASH_LEN: usize = 12;
@@ -96,49 +99,6 @@ pub enum Need {
         claim: String,
         template: Box<k8s_openapi::api::core::v1::PersistentVolumeClaimSpec>,
     },
-}
-
-/// An event to publish on the run once its status is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunEvent {
-    Started {
-        note: String,
-    },
-    StepStarted {
-        step: String,
-        attempt: u32,
-        job: String,
-    },
-    StepEnded {
-        step: String,
-        job: Option<String>,
-        phase: StepPhase,
-        message: Option<String>,
-    },
-    /// A Job create was refused (Warning); `permanent` failed the step, else it will be retried.
-    StepRefused {
-        step: String,
-        message: String,
-        permanent: bool,
-    },
-    Ended {
-        phase: RunPhase,
-        reason: String,
-        message: String,
-    },
-}
-
-/// Idempotent consequences of the run's state, redone on every pass while they apply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reactions {
-    /// Release the run's claim (Dag name, paramHash): it ended in a phase its policy no longer blocks.
-    pub release_claim: Option<(String, String)>,
-    /// The run is finished: wake this many waiting runs of its Dag (its freed slots).
-    pub wake_waiting: usize,
-    /// The phase changed: the Dag's counts are stale.
-    pub recount_dag: bool,
-    /// `ttlSecondsAfterFinished` has passed: delete the run.
-    pub delete_run: bool,
 }
 
 /// When to reconcile the run again without an event.

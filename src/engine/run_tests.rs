@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use proptest::prelude::*;
 
 use super::*;
+use crate::api::StepPhase;
 use crate::api::{ContainerSettings, DagRef, DagRunSpec, ParamDecl, Step};
 
 fn t(secs: i64) -> Time {

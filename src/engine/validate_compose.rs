@@ -113,7 +113,9 @@ mod tests {
     }
 
     fn errors(spec: &DagSpec) -> String {
-        validate_dag(spec).map(|_| String::new()).unwrap_or_else(|e| e.to_string())
+        validate_dag(spec)
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
     }
 
     #[test]
@@ -201,6 +203,8 @@ mod tests {
             name: "bad".into(),
             value: "$(steps.sum.outputs.count)".into(),
         });
-        assert!(errors(&s).contains("spec.outputs \"bad\": value: $(steps.sum.outputs.count): step \"sum\" declares no output \"count\""));
+        assert!(errors(&s).contains(
+            "spec.outputs \"bad\": value: $(steps.sum.outputs.count): step \"sum\" declares no output \"count\""
+        ));
     }
 }

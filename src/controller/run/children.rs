@@ -130,7 +130,10 @@ async fn cancel_own(ctx: &Context, api: &Api<DagRun>, parent: &DagRun, name: &st
         return Ok(());
     };
     let own = child.labels().get(labels::PARENT_RUN) == Some(&parent.name_any())
-        && child.owner_references().iter().any(|o| Some(&o.uid) == parent.metadata.uid.as_ref());
+        && child
+            .owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == parent.metadata.uid.as_ref());
     let finished = child.status.as_ref().is_some_and(|s| s.phase.is_terminal());
     if !own || finished || child.spec.cancel {
         return Ok(());
