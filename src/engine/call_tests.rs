@@ -234,7 +234,7 @@ fn refusals_name_the_dag_the_param_and_the_chain() {
         panic!()
     };
     assert!(m.starts_with("call.params: ") && m.contains("night"), "{m}");
-    let deep = vec!["a"; MAX_CALL_DEPTH - 1].join("/");
+    let deep = ["a"; MAX_CALL_DEPTH - 1].join("/");
     let Resolved::Refused(m) = resolve_in(&view, &parent(&deep), "n1", "own") else {
         panic!()
     };
