@@ -288,10 +288,7 @@ mod tests {
         });
         let text = render(&run, None, at(60).0, Style::PLAIN);
         assert!(text.contains("call bias-n3-1-abc (reused)"), "{text}");
-        assert!(
-            text.contains("forEach 152/200 done, 2 failed [7,9]"),
-            "{text}"
-        );
+        assert!(text.contains("forEach 152/200 done, 2 failed [7,9]"), "{text}");
     }
 
     #[test]
