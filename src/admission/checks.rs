@@ -1,11 +1,24 @@
 //! Admission decisions. `Err` carries the message the user sees from `kubectl apply`.
 
 use crate::api::{Dag, DagRun, DagSpec};
-use crate::engine::{admit, validate};
+use crate::engine::{admit, call, validate};
 
 /// A Dag create or update: the full validation, naming the step.
 pub fn check_dag(spec: &DagSpec) -> Result<(), String> {
     validate::validate_dag(spec).map_err(|errors| errors.to_string())
+}
+
+/// A Dag create or update: no cycle of calls through it among the Dags the webhook's cache knows
+/// (`a -> b -> a`); the message names the chain. Cycles made later, by Dags out of its sight, are
+/// caught at run time by the call depth limit (`engine::call::MAX_CALL_DEPTH`).
+pub fn check_call_cycle(name: &str, spec: &DagSpec, lookup: &dyn Fn(&str) -> Option<DagSpec>) -> Result<(), String> {
+    match call::find_cycle(name, spec, lookup) {
+        Some(chain) => Err(format!(
+            "call cycle: {} (a Dag may not call itself through steps[].call)",
+            chain.join(" -> ")
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A DagRun update: the spec is immutable except `cancel` and `retry`.

@@ -190,7 +190,12 @@ async fn decide(state: &WebhookState, request: &AdmissionRequest<DynamicObject>)
     match (request.kind.kind.as_str(), &request.operation) {
         ("Dag", Operation::Create | Operation::Update) => {
             let dag: Dag = typed(request.object.as_ref())?;
-            checks::check_dag(&dag.spec)
+            checks::check_dag(&dag.spec)?;
+            let lookup = |name: &str| {
+                let found = state.dags.get(&ObjectRef::new(name).within(&namespace));
+                found.map(|d| d.spec.clone())
+            };
+            checks::check_call_cycle(&request.name, &dag.spec, &lookup)
         }
         ("DagRun", Operation::Create) => {
             let run: DagRun = typed(request.object.as_ref())?;

@@ -63,6 +63,52 @@ pub struct DagSpec {
     /// handler, so steps hand files to each other. Runs never share a workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<Workspace>,
+    /// Values a run publishes when it succeeds, recorded in `status.outputs`; a step that calls
+    /// this Dag (`steps[].call`) reads them as its own outputs. `value` may use
+    /// `$(steps.S.outputs.N)` of any main step and `$(param)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<DagOutput>,
+}
+
+/// One entry of `spec.outputs`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct DagOutput {
+    /// `[A-Za-z_][A-Za-z0-9_]*`, unique in the Dag.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub name: String,
+    /// Text with `$(steps.S.outputs.N)` and `$(param)` references, e.g. `$(steps.sum.outputs.total)`.
+    pub value: String,
+}
+
+/// `steps[].call`: the step runs a child DagRun of another Dag instead of a Job.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct Call {
+    /// The Dag to run, in the same namespace.
+    #[schemars(length(min = 1, max = 63))]
+    pub dag: String,
+    /// The child run's `spec.params`; values may use `$(param)`, `$(steps.S.outputs.N)` and, in a
+    /// `forEach` step, `$(item)`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+}
+
+/// `steps[].forEach`: the step runs once per item. Exactly one of `items`, `param`, `output`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForEach {
+    /// The items, written out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<String>>,
+    /// A declared parameter whose value is a JSON array of strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// `steps.S.outputs.N` of a step it depends on, whose value is a JSON array (strings, numbers
+    /// or booleans; each item is passed as its text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Instances running at once; 0 = unlimited (the operator's Job cap still applies).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_parallel: u32,
 }
 
 /// `spec.workspace`: the per-run volume.
@@ -262,6 +308,15 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub when: Option<String>,
+    /// Run a child DagRun of another Dag instead of a Job; exclusive with command/args/script.
+    /// The step's `outputs` name the child Dag's `spec.outputs` it takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<Call>,
+    /// Run the step once per item (a Job, or a child run with `call`, per item), with env `item`
+    /// and `KUBEDAG_ITEM_INDEX` and `$(item)` in command, args, env values and call params. Each
+    /// instance retries on its own; the step's outputs become JSON arrays in item order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<ForEach>,
 }
 
 /// How often a failed step is re-run, how long to wait between attempts, and which failures count.

@@ -168,6 +168,9 @@ pub struct DagRunStatus {
     /// The Dag spec captured when the run started; the run executes this, whatever happens to the Dag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dag_spec: Option<DagSpec>,
+    /// The Dag's `spec.outputs`, recorded when the run succeeds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
 }
 
 /// Compact per-step status entry.
@@ -208,6 +211,58 @@ pub struct StepStatus {
     /// succeeds; a declared output the step did not write is "".
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, String>,
+    /// A `call` step: the child DagRun whose outcome the step takes (its own, or a reused one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_run: Option<String>,
+    /// A `call` step: true when `childRun` is an identical run made by someone else (reuse under
+    /// the child Dag's `duplicatePolicy`), not this run's own child.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
+    /// A `forEach` step: counts and the failed instances (per-instance detail lives in the Jobs
+    /// or child runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<ForEachStatus>,
+}
+
+/// Progress of a `forEach` step. Bounded whatever the number of items: counts, one bit per item
+/// and at most [`ForEachStatus::FAILED_KEPT`] failed instances.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForEachStatus {
+    /// Items in the list.
+    #[serde(default)]
+    pub total: u32,
+    /// Instances launched so far: items `0..launched` have started (in item order).
+    #[serde(default)]
+    pub launched: u32,
+    #[serde(default)]
+    pub succeeded: u32,
+    #[serde(default)]
+    pub failed: u32,
+    /// Finished instances, one bit per item (item i is bit `i % 8` of byte `i / 8`), as hex.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub done: String,
+    /// The first failed instances, by item index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_items: Vec<FailedItem>,
+    /// Which run retry this fan-out belongs to (part of its instances' names).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
+}
+
+impl ForEachStatus {
+    /// Failed instances named in `failedItems`; `failed` counts them all.
+    pub const FAILED_KEPT: usize = 20;
+}
+
+/// A failed `forEach` instance.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct FailedItem {
+    /// 0-based item index.
+    pub index: u32,
+    /// The item (cut to 64 characters).
+    pub item: String,
+    pub message: String,
 }
 
 fn is_zero(n: &u32) -> bool {

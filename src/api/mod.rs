@@ -22,6 +22,19 @@ pub mod labels {
     pub const PARAM_HASH: &str = "kubedag.io/param-hash";
     /// How many characters of the parameter hash go into the label.
     pub const PARAM_HASH_LABEL_LEN: usize = 32;
+    /// On a `forEach` instance's Job: the 0-based item index.
+    pub const ITEM_INDEX: &str = "kubedag.io/item-index";
+    /// On a child DagRun made by a `call` step: the parent run's name.
+    pub const PARENT_RUN: &str = "kubedag.io/parent-run";
+    /// On a child DagRun: the calling step of the parent.
+    pub const PARENT_STEP: &str = "kubedag.io/parent-step";
+}
+
+/// Annotations the operator puts on objects it creates.
+pub mod annotations {
+    /// On a child DagRun: the Dags of the calling chain, outermost first, `/`-separated
+    /// (`a/b`: a run of `a` called `b`, which called this run's Dag).
+    pub const CALL_CHAIN: &str = "kubedag.io/call-chain";
 }
 
 /// The CustomResourceDefinitions as a multi-document YAML stream (the content of `crds/`).

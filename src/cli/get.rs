@@ -125,13 +125,34 @@ fn outputs_summary(status: &StepStatus) -> String {
     pairs.join(" ")
 }
 
-/// The step's message, led by its reason when it has one (e.g. `WhenFalse: when is false: ...`).
+/// The step's message, led by its reason when it has one (e.g. `WhenFalse: when is false: ...`),
+/// and by what it composes: its child run (`call child-x (reused)`) or its fan-out's progress
+/// (`forEach 12/200 done, 1 failed [7]`).
 fn why(status: &StepStatus) -> String {
     let message = status.message.as_deref().unwrap_or("");
-    match &status.reason {
+    let message = match &status.reason {
         Some(reason) => format!("{reason}: {message}"),
         None => message.to_string(),
+    };
+    match composition(status) {
+        Some(what) if message.is_empty() => what,
+        Some(what) => format!("{what}; {message}"),
+        None => message,
     }
+}
+
+/// A call step's child run, or a fan-out's progress (n/m done, the failed items' indexes).
+fn composition(status: &StepStatus) -> Option<String> {
+    if let Some(fe) = &status.for_each {
+        let mut text = format!("forEach {}/{} done", fe.succeeded + fe.failed, fe.total);
+        if fe.failed > 0 {
+            let failed: Vec<String> = fe.failed_items.iter().map(|f| f.index.to_string()).collect();
+            text.push_str(&format!(", {} failed [{}]", fe.failed, failed.join(",")));
+        }
+        return Some(text);
+    }
+    let child = status.child_run.as_ref()?;
+    Some(format!("call {child}{}", if status.reused { " (reused)" } else { "" }))
 }
 
 #[cfg(test)]
@@ -240,6 +261,34 @@ mod tests {
         assert!(text.contains("count=42"), "{text}");
         assert!(text.contains("WhenFalse: when is false"), "{text}");
         assert!(text.contains("notify (onExit)"), "{text}");
+    }
+
+    #[test]
+    fn calls_and_fan_outs_are_shown() {
+        let mut run = finished_run();
+        let status = run.status.as_mut().unwrap();
+        status.steps[1].child_run = Some("bias-n3-1-abc".into());
+        status.steps[1].reused = true;
+        status.steps[0].message = None;
+        status.steps[0].for_each = Some(crate::api::ForEachStatus {
+            total: 200,
+            succeeded: 150,
+            failed: 2,
+            failed_items: vec![
+                crate::api::FailedItem {
+                    index: 7,
+                    ..Default::default()
+                },
+                crate::api::FailedItem {
+                    index: 9,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        });
+        let text = render(&run, None, at(60).0, Style::PLAIN);
+        assert!(text.contains("call bias-n3-1-abc (reused)"), "{text}");
+        assert!(text.contains("forEach 152/200 done, 2 failed [7,9]"), "{text}");
     }
 
     #[test]

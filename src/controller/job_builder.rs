@@ -9,7 +9,7 @@ use kube::Resource;
 
 use crate::api::{ContainerSettings, DagRun, DagSpec, Step, StepStatus, labels};
 use crate::engine::params::Params;
-use crate::engine::{expand, naming, outputs, plan, references, settings, workspace};
+use crate::engine::{call, expand, naming, outputs, plan, references, settings, workspace};
 
 /// Grace period for step pods on cancel: short, so a cancelled run stops within seconds.
 const TERMINATION_GRACE_SECONDS: i64 = 5;
@@ -53,7 +53,7 @@ impl RunIdentity<'_> {
     /// KUBEDAG_* identity, `KUBEDAG_OUTPUTS` when it declares outputs, `KUBEDAG_RUN_PHASE` for an
     /// exit handler (the phase the main steps produced), and the `KUBEDAG_OUTPUT_<STEP>_<NAME>`
     /// variables its script names. They are also the names a `$(name)` reference may use.
-    fn contract_vars(&self, spec: &DagSpec, step: &Step) -> Vec<(String, String)> {
+    fn contract_vars(&self, spec: &DagSpec, step: &Step, item: Option<&plan::Item>) -> Vec<(String, String)> {
         let run_name = self.run.metadata.name.as_deref().unwrap_or_default();
         let mut vars: Vec<(String, String)> = self.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let identity = [
@@ -64,6 +64,10 @@ impl RunIdentity<'_> {
             ("KUBEDAG_PARAM_HASH", self.param_hash),
         ];
         vars.extend(identity.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        if let Some(item) = item {
+            vars.push((call::ITEM.into(), item.value.clone()));
+            vars.push(("KUBEDAG_ITEM_INDEX".into(), item.index.to_string()));
+        }
         if !step.outputs.is_empty() {
             vars.push((outputs::OUTPUTS_ENV.into(), outputs::OUTPUTS_PATH.into()));
         }
@@ -110,14 +114,25 @@ fn user_string<'v>(s: &str, lookup: &dyn Fn(&str) -> Option<&'v str>) -> String 
     expand::escape(&expand::expand(s, lookup))
 }
 
-/// The Job for `attempt` of `step`, owned by the run (controller reference), so deleting the run
-/// deletes its Jobs and their pods. The step's settings are merged over the Dag's defaults
+/// The Job for `attempt` of `step` (of its `forEach` instance `item`, if set: env `item` and
+/// `KUBEDAG_ITEM_INDEX`, `$(item)`, label `kubedag.io/item-index`), owned by the run (controller
+/// reference), so deleting the run deletes its Jobs and their pods. The step's settings are merged over the Dag's defaults
 /// ([`settings::merge`]); the contract's labels and env vars win over user ones of the same name.
-pub fn build_job(id: &RunIdentity<'_>, spec: &DagSpec, step: &Step, attempt: u32, job_name: &str) -> Job {
+pub fn build_job(
+    id: &RunIdentity<'_>,
+    spec: &DagSpec,
+    step: &Step,
+    attempt: u32,
+    job_name: &str,
+    item: Option<&plan::Item>,
+) -> Job {
     let settings = settings::merge(&spec.defaults, &step.container);
     let settings = workspace::mount(settings, spec.workspace.as_ref(), &id.workspace_claim());
-    let labels = id.labels(&step.name, attempt);
-    let vars = id.contract_vars(spec, step);
+    let mut labels = id.labels(&step.name, attempt);
+    if let Some(item) = item {
+        labels.insert(labels::ITEM_INDEX.to_string(), item.index.to_string());
+    }
+    let vars = id.contract_vars(spec, step, item);
     let mut pod_labels = settings.pod_labels.clone();
     pod_labels.extend(labels.clone());
     let lookup = |name: &str| id.reference(&vars, name);
@@ -270,7 +285,7 @@ mod tests {
             script: Some("echo $file".into()),
             ..Default::default()
         };
-        let job = build_job(&id, &spec, &step, 2, "r1-fetch-2-abc");
+        let job = build_job(&id, &spec, &step, 2, "r1-fetch-2-abc", None);
         let labels = job.metadata.labels.clone().unwrap();
         assert_eq!(labels[labels::PARAM_HASH], "a".repeat(32));
         assert_eq!(labels[labels::REQUEST_ID], "req-1");
@@ -331,7 +346,7 @@ mod tests {
             ..Default::default()
         };
         let container = |step: &Step| {
-            let job = build_job(&id, &spec, step, 1, "j");
+            let job = build_job(&id, &spec, step, 1, "j", None);
             job.spec.unwrap().template.spec.unwrap().containers.remove(0)
         };
         let c = container(&scripted);
@@ -405,7 +420,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let job = build_job(&id, &spec, &step, 1, "j");
+        let job = build_job(&id, &spec, &step, 1, "j", None);
         assert_eq!(
             job.metadata.labels.as_ref().unwrap().get("team"),
             None,

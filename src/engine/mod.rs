@@ -13,6 +13,9 @@
 //! - [`settings`] does the merge of a step's container and pod settings over the defaults.
 //! - [`retry`] does whether and when a failed attempt is retried (`retry.backoff`, `onExitCodes`).
 //! - [`workspace`] does how a run's workspace claim appears in its step pods.
+//! - [`call`] does which child run a `call` step follows (its own or a reused identical one),
+//!   the call depth limit, call cycles between Dags and a run's `spec.outputs`.
+//! - [`foreach`] does a `forEach` step's items, its finished-instance bits and its output arrays.
 //! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
 //!   into the next actions (launch these attempts, skip those, the run is done).
 //!
@@ -23,8 +26,10 @@
 //!   so a restarted operator decides exactly what the crashed one would have.
 
 pub mod admit;
+pub mod call;
 pub mod duplicates;
 pub mod expand;
+pub mod foreach;
 pub mod graph;
 pub mod naming;
 pub mod outputs;
@@ -37,5 +42,6 @@ pub mod retry;
 pub mod run;
 pub mod settings;
 pub mod validate;
+mod validate_compose;
 pub mod when;
 pub mod workspace;

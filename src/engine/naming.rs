@@ -17,6 +17,28 @@ pub fn job_name(run: &str, step: &str, attempt: u32) -> String {
     join_within_limit(&readable, &digest)
 }
 
+/// Name of the Job of one attempt of one `forEach` instance (item `index`, 0-based) in fan-out
+/// `round` (the run retry it belongs to): `<run>-<step>-<index>-<attempt>-<hash>` cut to 63
+/// characters. The hash's inputs differ in number from [`job_name`]'s, so an instance never
+/// takes the name of a plain step (`a` item 1 vs a step named `a-1`).
+pub fn instance_job_name(run: &str, step: &str, index: u32, round: u32, attempt: u32) -> String {
+    let digest = short_hash(&[run, step, &index.to_string(), &round.to_string(), &attempt.to_string()]);
+    join_within_limit(&format!("{run}-{step}-{index}-{attempt}"), &digest)
+}
+
+/// Name of the child DagRun of one attempt of a `call` step (of one `forEach` instance, when
+/// `index` is set): `<run>-<step>[-<index>]-<attempt>-<hash>` cut to 63 characters, hashed with a
+/// marker so it never equals a Job name of the same inputs.
+pub fn child_run_name(run: &str, step: &str, index: Option<u32>, round: u32, attempt: u32) -> String {
+    let index_text = index.map(|i| i.to_string()).unwrap_or_default();
+    let digest = short_hash(&[run, step, &index_text, &round.to_string(), &attempt.to_string(), "call"]);
+    let readable = match index {
+        Some(i) => format!("{run}-{step}-{i}-{attempt}"),
+        None => format!("{run}-{step}-{attempt}"),
+    };
+    join_within_limit(&readable, &digest)
+}
+
 /// Name of the workspace PersistentVolumeClaim of one run: `<run>-ws-<hash>` cut to 63
 /// characters, the hash covering the run's name and UID, so a run re-created under the same name
 /// never meets the claim of its predecessor (still awaiting garbage collection).
@@ -79,7 +101,35 @@ mod tests {
         assert!(workspace_claim(&"r".repeat(63), "u").len() <= MAX_NAME);
     }
 
+    #[test]
+    fn instances_and_children_never_take_a_plain_steps_name() {
+        assert_ne!(instance_job_name("r", "a", 1, 0, 1), job_name("r", "a-1", 1));
+        assert_ne!(
+            instance_job_name("r", "a", 1, 0, 1),
+            instance_job_name("r", "a", 1, 1, 1)
+        );
+        assert_ne!(child_run_name("r", "a", None, 0, 1), job_name("r", "a", 1));
+        assert_ne!(
+            child_run_name("r", "a", Some(0), 0, 1),
+            child_run_name("r", "a", None, 0, 1)
+        );
+        assert!(child_run_name(&"r".repeat(63), &"s".repeat(63), Some(9999), 0, 3).len() <= MAX_NAME);
+    }
+
     proptest! {
+        #[test]
+        fn instance_names_are_distinct_per_index_and_attempt(
+            run in "[a-z0-9]{1,40}",
+            step in "[a-z0-9]{1,40}",
+            index in 0u32..10_000,
+            attempt in 1u32..100,
+        ) {
+            let name = instance_job_name(&run, &step, index, 0, attempt);
+            prop_assert!(name.len() <= MAX_NAME);
+            prop_assert_ne!(&name, &instance_job_name(&run, &step, index + 1, 0, attempt));
+            prop_assert_ne!(&name, &instance_job_name(&run, &step, index, 0, attempt + 1));
+        }
+
         #[test]
         fn job_names_are_valid_labels_and_distinct_per_attempt(
             run in "[a-z0-9]([-a-z0-9.]{0,60}[a-z0-9])?",

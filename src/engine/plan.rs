@@ -23,58 +23,21 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{DagSpec, RunPhase, Step, StepPhase, StepStatus};
 
+use super::call::{RunView, Spawn};
 use super::params::Params;
 use super::retry::{self, Verdict};
 use super::{graph, naming, when};
 
+#[path = "plan_job_state.rs"]
+mod job_state;
+pub use job_state::{JobState, WAITING_PREFIX, refusal_backoff_seconds};
+#[path = "plan_call.rs"]
+mod call_step;
+#[path = "plan_foreach.rs"]
+mod foreach_step;
 #[path = "plan_rules.rs"]
 mod rules;
 pub use rules::{main_phase, reset_for_retry};
-
-/// What the step's Job for its current attempt says.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobState {
-    /// No such Job is known (not created yet, not yet seen by the cache, or deleted by hand).
-    Missing,
-    /// Created and not finished.
-    Active,
-    Succeeded {
-        finished_at: Option<Time>,
-        exit_code: Option<i32>,
-        /// The container's termination message (its `$KUBEDAG_OUTPUTS` file), when the step
-        /// declares outputs and its pod could be read; None otherwise.
-        outputs: Option<String>,
-    },
-    Failed {
-        finished_at: Option<Time>,
-        exit_code: Option<i32>,
-        message: String,
-    },
-    /// Created and not finished, but its pod is not running yet: it waits for capacity, or for a
-    /// cause that may still clear (an image pull error within the start bound). `message` says
-    /// what it waits for (None: nothing worth showing yet); plan again after `recheck_after_seconds`.
-    Waiting {
-        message: Option<String>,
-        recheck_after_seconds: i64,
-    },
-    /// The attempt's pod can never start, or did not start within the bound (image pull errors,
-    /// invalid image names, pods the API server refuses to create, missing config): the attempt
-    /// failed before the program ran. The Job is still active and must be deleted.
-    CannotStart { message: String },
-    /// The API server (or an admission plugin) refused to create the Job. `permanent`: the object
-    /// is invalid and will never be accepted; otherwise the cause may clear (a quota, a policy).
-    Refused { message: String, permanent: bool },
-}
-
-/// Prefix of a step's message while it waits ([`JobState::Waiting`], a refused create); such a
-/// message is cleared once the pod runs.
-pub const WAITING_PREFIX: &str = "waiting ";
-
-/// Seconds before the next create after the `n`th consecutive refusal that may clear
-/// (n >= 1): 5, 10, 20, 40, then 60 at most, so a cleared quota is noticed within a minute.
-pub fn refusal_backoff_seconds(n: u32) -> i64 {
-    (5_i64 << n.saturating_sub(1).min(4)).min(60)
-}
 
 /// Everything the planner looks at.
 pub struct PlanInput<'a> {
@@ -93,6 +56,16 @@ pub struct PlanInput<'a> {
     /// A Running step whose Job is Missing for longer than this since its launch is relaunched
     /// (same attempt, same name): the Job was deleted by hand. Shorter: the cache has not caught up.
     pub missing_job_grace_seconds: i64,
+    /// What `call` steps need: the calling run and the caches' view of other runs and Dags
+    /// (None: a call step fails saying so).
+    pub calls: Option<CallContext<'a>>,
+}
+
+/// The calling run and the view of its namespace, for `call` steps.
+#[derive(Clone, Copy)]
+pub struct CallContext<'a> {
+    pub run: &'a crate::api::DagRun,
+    pub view: &'a dyn RunView,
 }
 
 /// One Job to create: the step's attempt (1-based) and its deterministic name.
@@ -101,6 +74,15 @@ pub struct Launch {
     pub step: usize,
     pub attempt: u32,
     pub job_name: String,
+    /// The `forEach` instance this Job runs, if any.
+    pub item: Option<Item>,
+}
+
+/// One `forEach` item: its 0-based index and its text (env `item`, `$(item)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub index: u32,
+    pub value: String,
 }
 
 /// A step's phase change, for events and metrics.
@@ -145,6 +127,10 @@ pub struct Plan {
     pub launch: Vec<Launch>,
     /// Jobs to delete (running Jobs of a cancelled run).
     pub delete: Vec<String>,
+    /// Child DagRuns to create (`call` steps).
+    pub spawn: Vec<Spawn>,
+    /// Own child DagRuns to cancel (a cancelled run's running calls).
+    pub cancel_runs: Vec<String>,
     pub transitions: Vec<Transition>,
     /// Steps ready to run that this plan did not launch.
     pub held_back: Vec<Held>,
@@ -189,6 +175,8 @@ struct Planner<'a> {
     steps: Vec<StepStatus>,
     index: HashMap<&'a str, usize>,
     plan: Plan,
+    /// Jobs this plan may still start under the operator-wide cap.
+    budget: usize,
 }
 
 impl<'a> Planner<'a> {
@@ -215,12 +203,15 @@ impl<'a> Planner<'a> {
                 steps: Vec::new(),
                 launch: Vec::new(),
                 delete: Vec::new(),
+                spawn: Vec::new(),
+                cancel_runs: Vec::new(),
                 transitions: Vec::new(),
                 held_back: Vec::new(),
                 refused: Vec::new(),
                 outcome: None,
                 recheck_after_seconds: None,
             },
+            budget: input.launch_budget.unwrap_or(usize::MAX),
         }
     }
 
@@ -260,19 +251,23 @@ impl<'a> Planner<'a> {
     }
 
     fn launch(&mut self, i: usize, attempt: u32) {
-        let job_name = naming::job_name(self.input.run_name, &self.spec_step(i).name, attempt);
         let status = &mut self.steps[i];
         status.attempts = attempt;
-        status.job_name = Some(job_name.clone());
         status.started_at = Some(self.input.now.clone());
         status.finished_at = None;
         status.exit_code = None;
         status.next_attempt_at = None;
         self.set_phase(i, StepPhase::Running);
+        if self.spec_step(i).call.is_some() {
+            return self.observe_call(i);
+        }
+        let job_name = naming::job_name(self.input.run_name, &self.spec_step(i).name, attempt);
+        self.steps[i].job_name = Some(job_name.clone());
         self.plan.launch.push(Launch {
             step: i,
             attempt,
             job_name,
+            item: None,
         });
     }
 
@@ -282,8 +277,12 @@ impl<'a> Planner<'a> {
             match self.steps[i].phase {
                 StepPhase::Pending => self.finish_step(i, StepPhase::Cancelled, None, None),
                 StepPhase::Running => {
+                    self.stop_instances(i);
                     if let Some(job) = self.steps[i].job_name.clone() {
                         self.plan.delete.push(job);
+                    }
+                    if let (Some(child), false) = (self.steps[i].child_run.clone(), self.steps[i].reused) {
+                        self.plan.cancel_runs.push(child);
                     }
                     self.finish_step(i, StepPhase::Cancelled, None, Some("cancelled while running".into()));
                 }
@@ -302,51 +301,68 @@ impl<'a> Planner<'a> {
             if self.steps[i].phase != StepPhase::Running {
                 continue;
             }
-            match self.job_state(i) {
-                JobState::Active => self.pod_runs(i),
-                JobState::Missing => self.relaunch_if_lost(i),
-                JobState::Succeeded {
-                    finished_at,
-                    exit_code,
-                    outputs,
-                } => {
-                    self.steps[i].exit_code = exit_code.or(Some(0));
-                    self.steps[i].create_refusals = 0;
-                    match rules::record_outputs(self.spec_step(i), outputs.as_deref()) {
-                        Ok(values) => {
-                            self.steps[i].outputs = values;
-                            self.finish_step(i, StepPhase::Succeeded, finished_at, None);
-                        }
-                        Err(message) => self.finish_step(i, StepPhase::Failed, finished_at, Some(message)),
-                    }
-                }
-                JobState::Failed {
-                    finished_at,
-                    exit_code,
-                    message,
-                } => {
-                    self.steps[i].exit_code = exit_code;
-                    self.attempt_failed(i, finished_at, message);
-                }
-                JobState::Waiting {
-                    message,
-                    recheck_after_seconds,
-                } => {
-                    if let Some(message) = message {
-                        debug_assert!(message.starts_with(WAITING_PREFIX));
-                        self.steps[i].message = Some(message);
-                    }
-                    self.recheck_after(recheck_after_seconds);
-                }
-                JobState::CannotStart { message } => {
-                    if let Some(job) = self.steps[i].job_name.clone() {
-                        self.plan.delete.push(job);
-                    }
-                    self.steps[i].exit_code = None;
-                    self.attempt_failed(i, None, message);
-                }
-                JobState::Refused { message, permanent } => self.create_refused(i, message, permanent),
+            if self.spec_step(i).for_each.is_some() {
+                self.observe_for_each(i);
+            } else if self.spec_step(i).call.is_some() {
+                self.observe_call(i);
+            } else {
+                let state = self.job_state(i);
+                self.apply_state(i, state);
             }
+        }
+    }
+
+    /// Takes in what the step's current attempt (a Job, or a child run) says.
+    fn apply_state(&mut self, i: usize, state: JobState) {
+        match state {
+            JobState::Active => self.pod_runs(i),
+            JobState::Missing => self.relaunch_if_lost(i),
+            JobState::Succeeded {
+                finished_at,
+                exit_code,
+                outputs,
+            } => {
+                self.steps[i].exit_code = exit_code.or(Some(0));
+                self.steps[i].create_refusals = 0;
+                match rules::record_outputs(self.spec_step(i), outputs.as_deref()) {
+                    Ok(values) => {
+                        self.steps[i].outputs = values;
+                        self.finish_step(i, StepPhase::Succeeded, finished_at, None);
+                    }
+                    Err(message) => self.finish_step(i, StepPhase::Failed, finished_at, Some(message)),
+                }
+            }
+            JobState::Failed {
+                finished_at,
+                exit_code,
+                message,
+            } => {
+                self.steps[i].exit_code = exit_code;
+                self.attempt_failed(i, finished_at, message);
+            }
+            JobState::Waiting {
+                message,
+                recheck_after_seconds,
+            } => {
+                if let Some(message) = message {
+                    debug_assert!(message.starts_with(WAITING_PREFIX));
+                    self.steps[i].message = Some(message);
+                }
+                self.recheck_after(recheck_after_seconds);
+            }
+            JobState::CannotStart { message } => {
+                if let Some(job) = self.steps[i].job_name.clone() {
+                    self.plan.delete.push(job);
+                }
+                self.steps[i].exit_code = None;
+                self.attempt_failed(i, None, message);
+            }
+            JobState::Refused { message, permanent } => self.create_refused(i, message, permanent),
+            JobState::RunSucceeded {
+                finished_at,
+                run,
+                outputs,
+            } => self.call_succeeded(i, finished_at, &run, &outputs),
         }
     }
 
@@ -440,6 +456,7 @@ impl<'a> Planner<'a> {
             step: i,
             attempt,
             job_name,
+            item: None,
         });
     }
 
@@ -455,7 +472,6 @@ impl<'a> Planner<'a> {
             n => n as usize,
         };
         let mut slots = max_steps.saturating_sub(running);
-        let mut budget = self.input.launch_budget.unwrap_or(usize::MAX);
         for &i in order {
             if self.steps[i].phase != StepPhase::Pending || (self.is_handler(i) && !self.main_steps_done()) {
                 continue;
@@ -504,16 +520,22 @@ impl<'a> Planner<'a> {
                 Some(HoldReason::NotBefore(due))
             } else if slots == 0 {
                 Some(HoldReason::MaxActiveSteps)
-            } else if budget == 0 {
+            } else if self.budget == 0 && self.spec_step(i).call.is_none() {
                 Some(HoldReason::JobCap)
             } else {
                 None
             };
             match hold {
                 Some(reason) => self.plan.held_back.push(Held { step: i, reason }),
+                None if self.spec_step(i).for_each.is_some() => {
+                    slots -= 1;
+                    self.start_for_each(i);
+                }
                 None => {
                     slots -= 1;
-                    budget -= 1;
+                    if self.spec_step(i).call.is_none() {
+                        self.budget -= 1;
+                    }
                     let next_attempt = self.steps[i].attempts + 1;
                     self.launch(i, next_attempt);
                 }
@@ -539,3 +561,7 @@ pub fn progress(steps: &[StepStatus], total: usize) -> String {
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "plan_compose_tests.rs"]
+mod compose_tests;

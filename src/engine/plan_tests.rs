@@ -23,6 +23,7 @@ pub(crate) fn plan_with(spec: &DagSpec, recorded: &[StepStatus], jobs: &HashMap<
         now: t(now),
         launch_budget: None,
         missing_job_grace_seconds: 10,
+        calls: None,
     })
     .unwrap()
 }
@@ -149,7 +150,8 @@ fn retry_launches_a_new_attempt_with_a_new_name() {
         vec![Launch {
             step: 0,
             attempt: 2,
-            job_name: naming::job_name("run", "a", 2)
+            job_name: naming::job_name("run", "a", 2),
+            item: None,
         }]
     );
     assert_ne!(p.launch[0].job_name, first);
@@ -208,7 +210,8 @@ fn run_retry_reruns_failed_and_skipped_steps_as_new_attempts() {
         vec![Launch {
             step: 1,
             attempt: 3,
-            job_name: naming::job_name("run", "a", 3)
+            job_name: naming::job_name("run", "a", 3),
+            item: None,
         }]
     );
     // the step's own retry.limit applies afresh after a run retry
@@ -244,6 +247,7 @@ fn cancel_deletes_running_jobs_and_cancels_pending_steps() {
         now: t(1),
         launch_budget: None,
         missing_job_grace_seconds: 10,
+        calls: None,
     })
     .unwrap();
     assert_eq!(c.delete, vec![p.launch[0].job_name.clone()]);
@@ -439,6 +443,7 @@ fn run_to_end(s: &DagSpec, cancel_after_first: bool, result: impl Fn(&str) -> Jo
             now: t(round),
             launch_budget: None,
             missing_job_grace_seconds: 10,
+            calls: None,
         })
         .unwrap();
         for l in &p.launch {

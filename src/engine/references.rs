@@ -251,8 +251,11 @@ fn text_fields<'a>(spec: &'a DagSpec, reader: &'a Step) -> Vec<(String, &'a str)
         vars.iter()
             .filter_map(move |v| v.value.as_deref().map(|text| (format!("{label} {:?}", v.name), text)))
     };
+    let call_params = reader.call.iter().flat_map(|c| &c.params);
+    let call_params = call_params.map(|(k, v)| (format!("call.params {k:?}"), v.as_str()));
     indexed("command", &reader.command)
         .chain(indexed("args", &reader.args))
+        .chain(call_params)
         .chain(env("defaults.env", &spec.defaults.env))
         .chain(env("env", &reader.container.env))
         .collect()

@@ -22,13 +22,17 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{Dag, DagRun, DagRunStatus, DagSpec, DuplicatePolicy, RunPhase, StepPhase, StepStatus};
+use crate::api::{Dag, DagRun, DagRunStatus, DagSpec, DuplicatePolicy, RunPhase, StepStatus};
 
 use super::admit::{self, Refusal};
+use super::call::{self, RunView, Spawn};
 use super::plan::{self, JobState, Launch, Plan, PlanInput};
 pub use super::workspace::WorkspaceClaim;
+#[path = "run_effects.rs"]
+mod effects;
 use super::workspace::{self, Gate, RETRY_SECONDS as WORKSPACE_RETRY_SECONDS};
 use super::{duplicates, retry};
+pub use effects::{Reactions, RunEvent};
 
 /// Characters of the hash shown in `kubectl get dagruns`.
 pub const SHORT_HASH_LEN: usize = 12;
@@ -73,6 +77,8 @@ pub struct RunFacts<'a> {
     /// How many more Jobs may start now across the operator (None = no cap).
     pub launch_budget: Option<usize>,
     pub missing_job_grace_seconds: i64,
+    /// Other runs and Dags of the namespace, for `call` steps.
+    pub runs: &'a dyn RunView,
 }
 
 /// A fact [`next`] needs before it can decide.
@@ -95,49 +101,6 @@ pub enum Need {
     },
 }
 
-/// An event to publish on the run once its status is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunEvent {
-    Started {
-        note: String,
-    },
-    StepStarted {
-        step: String,
-        attempt: u32,
-        job: String,
-    },
-    StepEnded {
-        step: String,
-        job: Option<String>,
-        phase: StepPhase,
-        message: Option<String>,
-    },
-    /// A Job create was refused (Warning); `permanent` failed the step, else it will be retried.
-    StepRefused {
-        step: String,
-        message: String,
-        permanent: bool,
-    },
-    Ended {
-        phase: RunPhase,
-        reason: String,
-        message: String,
-    },
-}
-
-/// Idempotent consequences of the run's state, redone on every pass while they apply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reactions {
-    /// Release the run's claim (Dag name, paramHash): it ended in a phase its policy no longer blocks.
-    pub release_claim: Option<(String, String)>,
-    /// The run is finished: wake this many waiting runs of its Dag (its freed slots).
-    pub wake_waiting: usize,
-    /// The phase changed: the Dag's counts are stale.
-    pub recount_dag: bool,
-    /// `ttlSecondsAfterFinished` has passed: delete the run.
-    pub delete_run: bool,
-}
-
 /// When to reconcile the run again without an event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Requeue {
@@ -157,6 +120,9 @@ pub struct Next {
     /// Jobs to create: `step` indexes `status.dag_spec.steps`.
     pub launch: Vec<Launch>,
     pub delete: Vec<String>,
+    /// Child DagRuns to create (`call` steps) and own ones to cancel.
+    pub spawn: Vec<Spawn>,
+    pub cancel_runs: Vec<String>,
     pub events: Vec<RunEvent>,
     pub reactions: Reactions,
     pub requeue: Requeue,
@@ -201,6 +167,7 @@ pub fn after_refusals(facts: &RunFacts<'_>, next: Next, refused: &[(String, JobS
         jobs: &lookup,
         launch_budget: facts.launch_budget,
         missing_job_grace_seconds: facts.missing_job_grace_seconds,
+        runs: facts.runs,
     };
     let is_refused = |job: &str| refused.iter().any(|(n, _)| n == job);
     let events = next
@@ -337,6 +304,7 @@ fn started_status(
         retries: facts.run.spec.retry,
         workspace_claim: status.workspace_claim.clone(),
         steps,
+        outputs: Default::default(),
         dag_spec: Some(spec.clone()),
         creation_revision: status.creation_revision.clone().or_else(|| {
             // Never written before: the run's version is still the one of its create.
@@ -427,6 +395,10 @@ fn running(facts: &RunFacts<'_>, status: DagRunStatus, mut events: Vec<RunEvent>
         now: facts.now.clone(),
         launch_budget: facts.launch_budget,
         missing_job_grace_seconds: facts.missing_job_grace_seconds,
+        calls: Some(plan::CallContext {
+            run: facts.run,
+            view: facts.runs,
+        }),
     });
     let plan = match planned {
         Ok(plan) => plan,
@@ -444,6 +416,14 @@ fn running(facts: &RunFacts<'_>, status: DagRunStatus, mut events: Vec<RunEvent>
     };
     let requeue = retry::sooner(requeue, &plan, &facts.now);
     let mut next = match &plan.outcome {
+        Some(outcome) if outcome.phase == RunPhase::Succeeded && !spec.outputs.is_empty() => {
+            let output = |s: &str, n: &str| {
+                let step = status.steps.iter().find(|x| x.name == s)?;
+                step.outputs.get(n).cloned()
+            };
+            status.outputs = call::run_outputs(&spec, status.params.as_ref().unwrap_or(&no_params), &output);
+            end_with_phase(facts, status, events, outcome.phase, "Succeeded", &outcome.message)
+        }
         Some(outcome) => {
             let reason = outcome.phase.as_str();
             end_with_phase(facts, status, events, outcome.phase, reason, &outcome.message)
@@ -452,6 +432,8 @@ fn running(facts: &RunFacts<'_>, status: DagRunStatus, mut events: Vec<RunEvent>
     };
     next.launch = plan.launch;
     next.delete = plan.delete;
+    next.spawn = plan.spawn;
+    next.cancel_runs = plan.cancel_runs;
     next
 }
 
@@ -474,7 +456,7 @@ fn step_events(plan: &Plan, spec: &DagSpec, events: &mut Vec<RunEvent>) {
             permanent: *permanent,
         });
     }
-    for launch in &plan.launch {
+    for launch in plan.launch.iter().filter(|l| l.item.is_none()) {
         events.push(RunEvent::StepStarted {
             step: spec.step_at(launch.step).name.clone(),
             attempt: launch.attempt,
@@ -588,11 +570,10 @@ fn settle(facts: &RunFacts<'_>, status: DagRunStatus, events: Vec<RunEvent>, req
     }
     Next {
         status,
-        launch: Vec::new(),
-        delete: Vec::new(),
         events,
         reactions,
         requeue,
+        ..Default::default()
     }
 }
 

@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use proptest::prelude::*;
 
 use super::*;
+use crate::api::StepPhase;
 use crate::api::{ContainerSettings, DagRef, DagRunSpec, ParamDecl, Step};
 
 fn t(secs: i64) -> Time {
@@ -93,6 +94,7 @@ impl World {
             jobs: &lookup,
             launch_budget: None,
             missing_job_grace_seconds: 10,
+            runs: &crate::engine::call::NoRuns,
         };
         let mut needs = Vec::new();
         loop {
@@ -126,6 +128,7 @@ impl World {
             jobs,
             launch_budget: None,
             missing_job_grace_seconds: 10,
+            runs: &crate::engine::call::NoRuns,
         }
     }
 }

@@ -44,6 +44,11 @@ pub enum DagError {
     CommandAndScript { step: Who },
     #[error("{step}: no image: set its image or spec.defaults.image")]
     NoImage { step: Who },
+    /// A problem of the step's `call` or `forEach`.
+    #[error("{step}: {message}")]
+    Compose { step: Who, message: String },
+    #[error("spec.outputs {name:?}: {message}")]
+    DagOutput { name: String, message: String },
     #[error("spec.params: invalid parameter name {name:?}: must match [A-Za-z_][A-Za-z0-9_]*")]
     BadParamName { name: String },
     #[error("spec.params: parameter {name:?} declared twice")]
@@ -144,6 +149,7 @@ pub fn validate_dag(spec: &DagSpec) -> Result<(), DagErrors> {
         });
     }
     check_dependencies(spec, &mut errors);
+    super::validate_compose::check_outputs(spec, &mut errors);
     for (steps, handlers) in [(&spec.steps, false), (&spec.on_exit, true)] {
         if let Err(stuck) = graph::topological_order(steps) {
             errors.push(DagError::Cycle {
@@ -225,7 +231,8 @@ fn check_step_body(spec: &DagSpec, step: &Step, who: &Who, errors: &mut Vec<DagE
     if step.script.is_some() && (!step.command.is_empty() || !step.args.is_empty()) {
         errors.push(err(|step| DagError::CommandAndScript { step }));
     }
-    if step.container.image.is_none() && spec.defaults.image.is_none() {
+    super::validate_compose::check_step(spec, step, who, errors);
+    if step.container.image.is_none() && spec.defaults.image.is_none() && step.call.is_none() {
         errors.push(err(|step| DagError::NoImage { step }));
     }
     let env_names = env_names(&spec.defaults).chain(env_names(&step.container));

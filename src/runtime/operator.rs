@@ -83,7 +83,7 @@ pub async fn run(
     let runs_synced = Arc::new(AtomicBool::new(false));
     let (runs, runs_writer) = reflector::store_shared::<DagRun>(SHARED_RUN_EVENTS);
     let subscribe = || runs_writer.subscribe().expect("a shared store has subscribers");
-    let (starting_events, started_events) = (subscribe(), subscribe());
+    let (starting_events, started_events, child_events) = (subscribe(), subscribe(), subscribe());
     let run_watch = watcher(api::<DagRun>(&client, &config.namespace), watcher::Config::default())
         .default_backoff()
         .inspect(flag_list_complete(runs_synced.clone()))
@@ -106,6 +106,8 @@ pub async fn run(
     let controller_config = ControllerConfig::default().concurrency(config.concurrency);
     let run_controller = Controller::for_shared_stream(started_events.filter(in_lane(Lane::Advance)), runs.clone())
         .owns_stream(job_events)
+        // A call step's own child runs (controller-owned by it) wake the parent.
+        .owns_shared_stream(child_events)
         .with_config(controller_config.clone())
         .shutdown_on_signal();
     let (dag_changed, dag_changes) = futures::channel::mpsc::unbounded();

@@ -174,6 +174,10 @@ fn dag_error_path(spec: &DagSpec, error: &DagError) -> String {
             "spec.params".into()
         }
         DagError::BadWorkspacePath { .. } => "spec.workspace.mountPath".into(),
+        DagError::DagOutput { name, .. } => match spec.outputs.iter().position(|o| &o.name == name) {
+            Some(i) => format!("spec.outputs[{i}]"),
+            None => "spec.outputs".into(),
+        },
         DagError::Cycle { steps, handlers } => match steps.first() {
             Some(first) => step_path(spec, first, *handlers),
             None => "spec.steps".into(),
@@ -193,7 +197,9 @@ fn dag_error_path(spec: &DagSpec, error: &DagError) -> String {
         DagError::WorkspaceMountTaken { step: who, .. } | DagError::UnknownVolume { step: who, .. } => {
             step(who, "volumeMounts")
         }
-        DagError::DuplicateStep { step: who } | DagError::Reference { step: who, .. } => step(who, ""),
+        DagError::DuplicateStep { step: who }
+        | DagError::Reference { step: who, .. }
+        | DagError::Compose { step: who, .. } => step(who, ""),
     }
 }
 

@@ -108,6 +108,7 @@ impl Target<'_> {
             self.spec.step_at(launch.step),
             launch.attempt,
             &launch.job_name,
+            launch.item.as_ref(),
         );
         match self.api.create(&PostParams::default(), &job).await {
             Ok(_) => {

@@ -14,6 +14,7 @@
 //! started and finished runs, so a burst of new runs never delays the next step of a running one.
 
 mod apply;
+mod children;
 mod label;
 mod observe;
 mod react;
@@ -39,6 +40,8 @@ pub use react::delete_run;
 const JOBS_NOT_SYNCED_RETRY: Duration = Duration::from_millis(500);
 /// Safety net for a run skipped because the cache had not yet seen our own last write.
 const STALE_RECHECK: Duration = Duration::from_secs(5);
+/// Look again this soon after a child run create was refused.
+const CHILD_REFUSED_RETRY: Duration = Duration::from_secs(2);
 /// Retry interval after a failed reconcile (an API error, not a refusal: those are decided by
 /// the state machine, with their own backoff).
 const ERROR_RETRY: Duration = Duration::from_secs(5);
@@ -111,6 +114,10 @@ async fn reconcile(run: &DagRun, ctx: &Context) -> Result<Action, Error> {
     let observed = observe::step_jobs(ctx, run).await;
     let lookup = |name: &str| observed.get(name).cloned().unwrap_or(JobState::Missing);
     let dag_found = OnceLock::new();
+    let view = children::CacheView {
+        ctx,
+        namespace: run.namespace().unwrap_or_default(),
+    };
     let mut facts = RunFacts {
         run,
         now: events::now(),
@@ -121,6 +128,7 @@ async fn reconcile(run: &DagRun, ctx: &Context) -> Result<Action, Error> {
         jobs: &lookup,
         launch_budget: None,
         missing_job_grace_seconds: ctx.config.missing_job_grace_seconds,
+        runs: &view,
     };
     let mut next = loop {
         match decide(ctx, &mut facts) {
@@ -147,6 +155,7 @@ async fn reconcile(run: &DagRun, ctx: &Context) -> Result<Action, Error> {
 
     // 3. apply
     apply::jobs(ctx, &facts, &mut next).await?;
+    let child_refused = children::apply(ctx, run, &next).await?;
     // 4. write
     let old_phase = run.status.as_ref().map(|s| s.phase);
     if status::write(ctx, run, &next.status).await? {
@@ -158,6 +167,9 @@ async fn reconcile(run: &DagRun, ctx: &Context) -> Result<Action, Error> {
     // 5. react
     react::apply(ctx, run, &next).await?;
     label::ensure_dag_label(ctx, run).await?;
+    if child_refused {
+        return Ok(Action::requeue(CHILD_REFUSED_RETRY));
+    }
     Ok(action(&next))
 }
 

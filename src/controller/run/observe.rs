@@ -11,6 +11,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use crate::api::{DagRun, StepPhase};
+use crate::engine::foreach;
 use crate::engine::plan::JobState;
 use crate::engine::pod_start::{self, ClaimView, PodView, StartView};
 
@@ -32,15 +33,33 @@ pub async fn step_jobs(ctx: &Context, run: &DagRun) -> HashMap<String, JobState>
         let spec = status.dag_spec.as_ref();
         spec.is_some_and(|spec| spec.all_steps().any(|s| s.name == step && !s.outputs.is_empty()))
     };
+    let run_name = run.name_any();
     for step in status.steps.iter().filter(|s| s.phase == StepPhase::Running) {
+        let outputs = declares_outputs(&step.name);
+        if let Some(fe) = &step.for_each {
+            let exists = |job: &str| job_state::cached_state(ctx, &namespace, job, &uid) != JobState::Missing;
+            for (earlier, latest) in foreach::instance_jobs(&run_name, &step.name, fe, &exists) {
+                for job in earlier {
+                    observed.insert(job.clone(), job_state::cached_state(ctx, &namespace, &job, &uid));
+                }
+                let state = current_state(ctx, &namespace, &uid, &latest, outputs).await;
+                observed.insert(latest, state);
+            }
+            continue;
+        }
         let Some(job) = &step.job_name else { continue };
-        let state = match job_state::cached_state(ctx, &namespace, job, &uid) {
-            JobState::Active => not_running_yet(ctx, &namespace, job).await.unwrap_or(JobState::Active),
-            state => job_state::with_pod_details(ctx, &namespace, job, state, declares_outputs(&step.name)).await,
-        };
-        observed.insert(job.clone(), state);
+        observed.insert(job.clone(), current_state(ctx, &namespace, &uid, job, outputs).await);
     }
     observed
+}
+
+/// The state of the current attempt's Job `job`: from the cache, with the pod's details when it
+/// finished or does not run yet.
+async fn current_state(ctx: &Context, namespace: &str, uid: &str, job: &str, outputs: bool) -> JobState {
+    match job_state::cached_state(ctx, namespace, job, uid) {
+        JobState::Active => not_running_yet(ctx, namespace, job).await.unwrap_or(JobState::Active),
+        state => job_state::with_pod_details(ctx, namespace, job, state, outputs).await,
+    }
 }
 
 /// For an active Job with no ready pod: how long it has waited and, past
