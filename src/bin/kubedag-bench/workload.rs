@@ -374,7 +374,10 @@ async fn wait_finished(rec: &Recorder, key: &str, runs: usize, total_steps: usiz
     let mut last_report = now();
     let progress = |finished: usize| {
         if now() - last_report > 10.0 {
-            let (jobs, complete) = (rec.jobs.lock().unwrap().len(), rec.jobs_done(""));
+            // Two statements: a guard taken inside a tuple lives to the end of the statement, and
+            // `jobs_done` takes the same lock (a deadlock that stopped every watch task).
+            let jobs = rec.jobs.lock().unwrap().len();
+            let complete = rec.jobs_done("");
             log(format!(
                 "workload {key}: runs finished {finished}/{runs}, Jobs created {jobs}/{total_steps}, Jobs complete {complete}, operator RSS {:.0} MiB",
                 proc_stats(pid).rss_mib
