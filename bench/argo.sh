@@ -17,9 +17,12 @@ export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "argo.sh: no Go toolchain; cannot build the workflow-controller" >&2; exit 1; }
 if [ ! -x "$bin" ]; then
   echo "== argo: building workflow-controller $ARGO_VERSION from its Go module (~11 min cold)" >&2
+  # Its own Go build cache, removed afterwards: ~5.5 GB that nothing else needs once it is built.
   mkdir -p "$ARGO_CACHE/build"
-  GOBIN="$ARGO_CACHE/build" go install "$module/cmd/workflow-controller@$ARGO_VERSION" >&2
+  GOBIN="$ARGO_CACHE/build" GOCACHE="$ARGO_CACHE/build/go-cache" \
+    go install "$module/cmd/workflow-controller@$ARGO_VERSION" >&2
   mv "$ARGO_CACHE/build/workflow-controller" "$bin"
+  rm -rf "$ARGO_CACHE/build"
 else
   echo "== argo: workflow-controller $ARGO_VERSION cached at $bin" >&2
 fi
