@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: build the operator and the benchmark driver (release), bring up the local cluster
-# if KUBECONFIG is unset (and take it down at the end), install the CRDs, then run
+# if KUBECONFIG is unset (and take it down at the end), install the CRDs, build (once) Argo's
+# workflow-controller and install its CRDs (bench/argo.sh; BENCH_ARGO= skips Argo), then run
 # `kubedag-bench`, which runs the simulated node, the plain-client baseline and the workloads in
 # their own namespaces and writes bench/results/latest.{json,md}. See bench/README.md.
 set -euo pipefail
@@ -19,6 +20,12 @@ ensure_cluster
 echo "== CRDs"
 "$target/release/kubedag" crds | kubectl apply --server-side --force-conflicts --field-manager kubedag-bench -f -
 kubectl wait --for condition=established --timeout=60s crd/dags.kubedag.io crd/dagruns.kubedag.io
+
+# The peer (Argo Workflows), unless BENCH_ARGO is set empty: built once and cached, CRDs applied.
+if [ -n "${BENCH_ARGO-default,tuned}" ]; then
+  BENCH_ARGO_BIN=$(bench/argo.sh)
+  export BENCH_ARGO_BIN
+fi
 
 echo "== benchmark (scale ${BENCH_SCALE:-1}; workloads ${BENCH_WORKLOADS:-baseline,a,d,b,c})"
 mkdir -p bench/results

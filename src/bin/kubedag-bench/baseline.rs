@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::clock::{log, now};
 use crate::config::Config;
+use crate::pod_baseline::{self, PodBaselineResult};
 use crate::recorder::{JobRec, Recorder, Recording};
 use crate::shapes::{dagruns, run_object};
 use crate::sim_node::SIM_LABEL;
@@ -36,10 +37,12 @@ pub struct BaselineResult {
     pub status_latency_ms: Dist,
     /// Jobs/s through the whole pipeline (created -> pod -> Complete) in the create+status phase.
     pub completion_jobs_per_s: f64,
+    /// The Pod baseline, run after the Job phases.
+    pub pods: PodBaselineResult,
 }
 
 /// A Job of the operator's shape: step `s<i>` of run `holder`, `true` on the simulated node.
-fn baseline_job(ns: &str, name: &str, holder: &str, i: usize) -> Res<Job> {
+pub fn baseline_job(ns: &str, name: &str, holder: &str, i: usize) -> Res<Job> {
     let labels = json!({
         "kubedag.io/dag": "baseline", "kubedag.io/run": holder, "kubedag.io/step": format!("s{i}"),
         "kubedag.io/attempt": "1", "kubedag.io/request-id": format!("req-{i}"),
@@ -73,8 +76,8 @@ fn baseline_job(ns: &str, name: &str, holder: &str, i: usize) -> Res<Job> {
     }))?)
 }
 
-/// Waits until `n` Jobs named `prefix*` are complete (false, logged, after `timeout` s).
-async fn wait_jobs_complete(rec: &Recorder, prefix: &str, n: usize, timeout: f64) -> bool {
+/// Waits until `n` Jobs (or Pods) named `prefix*` are done (false, logged, after `timeout` s).
+pub async fn wait_jobs_complete(rec: &Recorder, prefix: &str, n: usize, timeout: f64) -> bool {
     let waited = rec
         .wait_for(
             n,
@@ -92,7 +95,7 @@ async fn wait_jobs_complete(rec: &Recorder, prefix: &str, n: usize, timeout: f64
     waited.is_ok()
 }
 
-/// Runs both phases in namespace `…-baseline`.
+/// Runs the two Job phases, then the Pod baseline, in namespace `…-baseline`.
 pub async fn baseline(client: &Client, cfg: &Config) -> Res<BaselineResult> {
     let ns = cfg.namespace("baseline");
     namespaces::create(client, cfg, &ns).await?;
@@ -187,6 +190,7 @@ pub async fn baseline(client: &Client, cfg: &Config) -> Res<BaselineResult> {
         create_latency_ms: ms_dist(ok.iter().map(|s| s.0).collect()),
         status_latency_ms: ms_dist(ok.iter().map(|s| s.1).collect()),
         completion_jobs_per_s: round2(phase2.len() as f64 / (last_complete - first).max(1e-9)),
+        pods: pod_baseline::pods(client, cfg, &ns).await?,
     };
     log(format!(
         "baseline: create only {:.1} Jobs/s, create + status {:.1} Jobs/s, pipeline {:.1} Jobs/s",

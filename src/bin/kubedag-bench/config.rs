@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::argo::Mode;
+
 /// Everything the run is parametrised by, read once at start.
 pub struct Config {
     /// Multiplies every workload size (1.0 = the sizes).
@@ -45,6 +47,41 @@ pub struct Config {
     pub isolate: bool,
     /// How long the final cleanup waits for the namespaces to disappear.
     pub cleanup_wait: Duration,
+    /// Argo's `workflow-controller` binary (`--argo-bin`, `BENCH_ARGO_BIN`).
+    pub argo_bin: PathBuf,
+    /// The Argo configurations to run (`BENCH_ARGO`: `default`, `tuned`; empty: none).
+    pub argo: Vec<Mode>,
+    /// The workloads Argo runs (`BENCH_ARGO_WORKLOADS`: of `a`, `b`, `c`).
+    pub argo_workloads: Vec<String>,
+    /// Runs of (a) and (c) on Argo (`BENCH_ARGO_RUNS_A`, `BENCH_ARGO_RUNS_C`).
+    pub argo_runs_a: usize,
+    pub argo_runs_c: usize,
+}
+
+/// Where `bench/argo.sh` caches the controller it builds.
+pub const DEFAULT_ARGO_BIN: &str = "/var/cache/kubedag-e2e/argo/workflow-controller-v4.0.5";
+
+/// The comma-separated items of `s`, trimmed, blanks dropped.
+fn list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The Argo modes named in `s` (`default`, `tuned`).
+///
+/// # Panics
+/// On any other name, naming it.
+fn argo_modes(s: &str) -> Vec<Mode> {
+    list(s)
+        .iter()
+        .map(|m| match m.as_str() {
+            "default" => Mode::Default,
+            "tuned" => Mode::Tuned,
+            other => panic!("BENCH_ARGO: {other:?} is not an Argo mode (default, tuned)"),
+        })
+        .collect()
 }
 
 /// `name` parsed from the environment, or `default` when unset or blank.
@@ -75,13 +112,22 @@ impl Config {
         let workloads: String = env_or("BENCH_WORKLOADS", "baseline,a,d,b,c".to_string());
         let run_id = format!("{:x}", std::process::id() as u64 * 7919 % 0xfffff);
         let node = format!("kubedag-bench-{run_id}");
+        let argo_bin: PathBuf = flag("--argo-bin")
+            .or_else(|| std::env::var("BENCH_ARGO_BIN").ok())
+            .unwrap_or_else(|| DEFAULT_ARGO_BIN.into())
+            .into();
+        // Argo runs by default when its controller was built.
+        let argo_default = if argo_bin.exists() { "default,tuned" } else { "" };
         Config {
+            argo: argo_modes(&env_or("BENCH_ARGO", argo_default.to_string())),
+            argo_workloads: list(&env_or("BENCH_ARGO_WORKLOADS", "a,c".to_string())),
+            // A fifth and a tenth of kubedag's: at its defaults Argo's client is held to 20
+            // requests/s, and the full sizes would take it over 25 min each.
+            argo_runs_a: env_or("BENCH_ARGO_RUNS_A", scaled(200.0, 1)),
+            argo_runs_c: env_or("BENCH_ARGO_RUNS_C", scaled(1000.0, 1)),
+            argo_bin,
             scale,
-            workloads: workloads
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            workloads: list(&workloads),
             concurrency: env_or("BENCH_CONCURRENCY", kubedag::controller::DEFAULT_CONCURRENCY),
             create_concurrency: env_or("BENCH_CREATE_CONCURRENCY", 32),
             pod_seconds: env_or("BENCH_POD_SECONDS", 0.0),
@@ -105,6 +151,11 @@ impl Config {
                 .map(|s| s.split_whitespace().map(String::from).collect())
                 .unwrap_or_default(),
         }
+    }
+
+    /// Whether Argo runs `workload` (`BENCH_ARGO_WORKLOADS`, and some Argo mode selected).
+    pub fn argo_wants(&self, workload: &str) -> bool {
+        !self.argo.is_empty() && self.argo_workloads.iter().any(|w| w == workload)
     }
 
     /// Whether `workload` was selected in `BENCH_WORKLOADS`.

@@ -6,23 +6,30 @@
 //! 2. the plain-client baseline ([`baseline`]): Jobs of the operator's shape created as fast as a
 //!    plain client can, alone and with one status write each (the physical limit of this
 //!    control plane);
+//!    and the same for Pods ([`pod_baseline`]);
 //! 3. the workloads ([`workload`], [`webhook`]), each in its own namespace with its own operator
 //!    process (release build, `--namespace NS`): (a) concurrent runs of a 5-step diamond,
 //!    (b) one run of a wide Dag, (c) many 1-step runs created at once, (d) webhook admission
-//!    latency with the runs of (a);
+//!    latency with the runs of (a); after kubedag's, the same shapes as Argo Workflows
+//!    ([`argo`], [`system`]) at Argo's defaults and tuned, one controller at a time;
 //!
 //! and writes `latest.json` and `latest.md` into the output directory ([`report`]). Every figure
-//! is measured in this process: the Job and DagRun watch streams ([`recorder`]) give millisecond
-//! times for "Job created", "Job Complete" and "run finished" (the API's own timestamps have
-//! 1-second resolution). Sizes come from environment variables (`BENCH_*`, see [`config`]).
+//! is measured in this process: the Job (Pod) and DagRun (Workflow) watch streams ([`recorder`])
+//! give millisecond times for "Job created", "Job Complete" and "run finished" (the API's own
+//! timestamps have 1-second resolution); the API server's own request counter ([`apiserver`])
+//! gives the writes of either system. Sizes come from environment variables (`BENCH_*`, see [`config`]).
 //! Launching the operator, scraping its metrics and building manifests come from
 //! `kubedag::testkit`, shared with the e2e tests.
 
+mod apiserver;
+mod argo;
 mod baseline;
 mod clock;
+mod compare;
 mod config;
 mod namespaces;
 mod operator;
+mod pod_baseline;
 mod process;
 mod profile;
 mod recorder;
@@ -30,6 +37,8 @@ mod report;
 mod shapes;
 mod sim_node;
 mod stats;
+mod system;
+mod targets;
 mod timeline;
 mod webhook;
 mod workload;
@@ -46,7 +55,8 @@ use kube::api::{Api, DeleteParams};
 use crate::clock::{now, rfc3339};
 use crate::config::Config;
 use crate::sim_node::Sim;
-use crate::workload::{Limits, Workload};
+use crate::system::System;
+use crate::workload::{Against, Limits, Workload};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Res<T> = Result<T, BoxError>;
@@ -68,27 +78,56 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
             namespaces::delete(&client, &[cfg.namespace("baseline")], Duration::from_secs(300)).await;
         }
     }
-    let limits = base.as_ref().map(|b| Limits {
+    let job_limits = base.as_ref().map(|b| Limits {
         rate: b.create_and_status_jobs_per_s,
+        create: b.create_only_jobs_per_s,
         pipeline: b.completion_jobs_per_s,
+        create_p99_ms: b.create_latency_ms.p99,
     });
-    let run = |key: &'static str| {
-        remember(cfg.namespace(key));
-        let (client, sim, limits) = (&client, &sim, limits.as_ref());
-        async move { workload::run(client, cfg, sim, limits, &Workload::of(cfg, key)).await }
+    let pod_limits = base.as_ref().map(|b| Limits {
+        rate: 0.0,
+        create: b.pods.create_pods_per_s,
+        pipeline: b.pods.completion_pods_per_s,
+        create_p99_ms: b.pods.create_latency_ms.p99,
+    });
+    let background = apiserver::background(&client, Duration::from_secs(10)).await;
+    let run = |key: &'static str, system: System| {
+        remember(cfg.namespace(&system.workload_label(key)));
+        let limits = if system == System::Kubedag {
+            &job_limits
+        } else {
+            &pod_limits
+        };
+        let against = Against {
+            limits: limits.as_ref(),
+            background: &background,
+        };
+        let (client, sim) = (&client, &sim);
+        async move { workload::run(client, cfg, sim, &against, &Workload::of(cfg, key, system)).await }
     };
     let mut results = Vec::new();
+    let mut peers = Vec::new();
     let mut hook = None;
-    for key in ["a", "d", "b", "c"].into_iter().filter(|k| cfg.wants(k)) {
+    for key in ["a", "d", "b", "c"] {
         if key != "d" {
-            results.push(run(key).await?);
+            if cfg.wants(key) {
+                results.push(run(key, System::Kubedag).await?);
+            }
+            if cfg.argo_wants(key) {
+                for mode in &cfg.argo {
+                    peers.push(run(key, System::Argo(*mode)).await?);
+                }
+            }
+            continue;
+        }
+        if !cfg.wants(key) {
             continue;
         }
         // With 1,000 existing runs: those of (a), or runs made here when (a) was not selected.
         let (ns, dag) = if cfg.wants("a") {
             (cfg.namespace("a"), "diamond")
         } else {
-            run("d").await?;
+            run("d", System::Kubedag).await?;
             (cfg.namespace("d"), "single")
         };
         remember(cfg.namespace("d-control"));
@@ -103,6 +142,7 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
         load_at_start,
         base,
         results,
+        peers,
         hook,
     };
     let md = report::write(cfg, &sim, &measured)?;
@@ -147,12 +187,13 @@ async fn main() {
     let _ = now();
     if std::env::args().any(|a| a == "--help" || a == "-h") {
         println!(
-            "kubedag-bench [--operator-bin PATH] [--out-dir DIR]\n\
+            "kubedag-bench [--operator-bin PATH] [--argo-bin PATH] [--out-dir DIR]\n\
              kubedag-bench profile-log OPERATOR.LOG...   (count the requests of a kube_client=debug log)\n\
              Benchmarks the kubedag operator against the cluster in KUBECONFIG (see bench/README.md).\n\
              Environment: BENCH_SCALE, BENCH_WORKLOADS (baseline,a,d,b,c), BENCH_CONCURRENCY, BENCH_CREATE_CONCURRENCY,\n\
              BENCH_POD_SECONDS, BENCH_PROFILE=1, BENCH_RUNS_A, BENCH_STEPS_B, BENCH_RUNS_C, BENCH_BASELINE_JOBS,\n\
-             BENCH_WEBHOOK_SAMPLES, BENCH_WORKLOAD_TIMEOUT, BENCH_OPERATOR_ARGS, BENCH_NODE"
+             BENCH_WEBHOOK_SAMPLES, BENCH_WORKLOAD_TIMEOUT, BENCH_OPERATOR_ARGS, BENCH_NODE,\n\
+             BENCH_ARGO (default,tuned), BENCH_ARGO_WORKLOADS (a,c), BENCH_ARGO_RUNS_A, BENCH_ARGO_RUNS_C, BENCH_ARGO_BIN"
         );
         return;
     }

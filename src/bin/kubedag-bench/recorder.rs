@@ -1,7 +1,8 @@
-//! The watch-based recorder: from the Job and DagRun watch streams of one namespace, the instant
-//! (driver clock, [`crate::clock::now`]) each Job was first seen, first seen Complete or Failed,
-//! and each run first seen in a terminal phase. The API's own timestamps have 1-second
-//! resolution; these are milliseconds.
+//! The watch-based recorder: from the watch streams of one namespace, the instant (driver clock,
+//! [`crate::clock::now`]) each step's unit was first seen and first seen done, and each run first
+//! seen in a terminal phase. kubedag's unit is a Job (done: `Complete` or `Failed`) and its run a
+//! DagRun; Argo's unit is a Pod (done: phase `Succeeded` or `Failed`) and its run a Workflow. The
+//! API's own timestamps have 1-second resolution; these are milliseconds.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
@@ -21,12 +23,12 @@ use tokio::sync::oneshot;
 use crate::clock::{log, now};
 use crate::shapes::dagruns;
 
-/// One step Job as seen on the watch.
+/// One step's Job (kubedag) or Pod (Argo, the plain-client Pod baseline) as seen on the watch.
 #[derive(Clone, Debug, Default)]
 pub struct JobRec {
-    /// Its `kubedag.io/run` label.
+    /// Its run: the `kubedag.io/run` label, or Argo's `workflows.argoproj.io/workflow`.
     pub run: String,
-    /// Its `kubedag.io/step` label.
+    /// Its step: the `kubedag.io/step` label, or Argo's node name without the `<workflow>.` prefix.
     pub step: String,
     /// First seen (s).
     pub added: f64,
@@ -91,7 +93,21 @@ impl Recorder {
     }
 }
 
-/// A recorder being filled by its two watch tasks.
+/// What a step runs as, and so which objects the recorder watches for steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// kubedag: one Job per step.
+    Job,
+    /// Argo, and the plain-client Pod baseline: one Pod per step.
+    Pod,
+}
+
+/// The label of an Argo pod naming its Workflow.
+const ARGO_WORKFLOW_LABEL: &str = "workflows.argoproj.io/workflow";
+/// The annotation of an Argo pod naming its node (`<workflow>.<task>` in a DAG).
+const ARGO_NODE_ANNOTATION: &str = "workflows.argoproj.io/node-name";
+
+/// A recorder being filled by its watch tasks.
 pub struct Recording {
     pub rec: Arc<Recorder>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -100,23 +116,33 @@ pub struct Recording {
 impl Recording {
     /// Starts watching Jobs and DagRuns of `ns`; returns once both initial lists are in.
     pub async fn start(client: &Client, ns: &str) -> Recording {
+        Recording::watching(client, ns, Unit::Job, Some(dagruns(client, ns))).await
+    }
+
+    /// Starts watching the `unit` objects of `ns` and, when given, the runs of `runs` (DagRuns
+    /// or Workflows: their `.status.phase`); returns once every initial list is in.
+    pub async fn watching(client: &Client, ns: &str, unit: Unit, runs: Option<Api<DynamicObject>>) -> Recording {
         let rec = Arc::new(Recorder::default());
-        let (jobs_task, jobs_ready) = {
+        let (units_task, units_ready) = {
             let rec = rec.clone();
-            watch(Api::<Job>::namespaced(client.clone(), ns), "job", move |job| {
-                record_job(&rec, job, now())
-            })
+            match unit {
+                Unit::Job => watch(Api::<Job>::namespaced(client.clone(), ns), "job", move |job| {
+                    record_job(&rec, job, now())
+                }),
+                Unit::Pod => watch(Api::<Pod>::namespaced(client.clone(), ns), "pod", move |pod| {
+                    record_pod(&rec, pod, now())
+                }),
+            }
         };
-        let (runs_task, runs_ready) = {
+        let mut tasks = vec![units_task];
+        let _ = units_ready.await;
+        if let Some(runs) = runs {
             let rec = rec.clone();
-            watch(dagruns(client, ns), "dagrun", move |run| record_run(&rec, run, now()))
-        };
-        let _ = jobs_ready.await;
-        let _ = runs_ready.await;
-        Recording {
-            rec,
-            tasks: vec![jobs_task, runs_task],
+            let (runs_task, runs_ready) = watch(runs, "run", move |run| record_run(&rec, run, now()));
+            let _ = runs_ready.await;
+            tasks.push(runs_task);
         }
+        Recording { rec, tasks }
     }
 
     /// Stops the watches; the records stay.
@@ -161,7 +187,6 @@ where
 }
 
 fn record_job(rec: &Recorder, job: &Job, at: f64) {
-    let name = job.name_any();
     let labels = job.labels();
     let conditions = job
         .status
@@ -169,17 +194,48 @@ fn record_job(rec: &Recorder, job: &Job, at: f64) {
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default();
     let is_true = |t: &str| conditions.iter().any(|c| c.type_ == t && c.status == "True");
+    let done = (is_true("Complete") || is_true("Failed")).then(|| is_true("Failed"));
+    let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
+    record_unit(
+        rec,
+        job.name_any(),
+        || (label("kubedag.io/run"), label("kubedag.io/step")),
+        done,
+        at,
+    );
+}
+
+/// A Pod: its run and step from Argo's workflow label and node-name annotation (empty for other
+/// pods); done when its phase is `Succeeded` or `Failed`.
+fn record_pod(rec: &Recorder, pod: &Pod, at: f64) {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
+    let done = matches!(phase, "Succeeded" | "Failed").then_some(phase == "Failed");
+    let names = || {
+        let run = pod.labels().get(ARGO_WORKFLOW_LABEL).cloned().unwrap_or_default();
+        let node = pod.annotations().get(ARGO_NODE_ANNOTATION).cloned().unwrap_or_default();
+        let step = node.strip_prefix(&format!("{run}.")).unwrap_or(&node).to_string();
+        (run, step)
+    };
+    record_unit(rec, pod.name_any(), names, done, at);
+}
+
+/// Records unit `name` first seen at `at` (run and step from `names`), and done at `at` when
+/// `done` is `Some(failed)` and it was not done before.
+fn record_unit(rec: &Recorder, name: String, names: impl FnOnce() -> (String, String), done: Option<bool>, at: f64) {
     let mut jobs = rec.jobs.lock().unwrap();
-    let entry = jobs.entry(name).or_insert_with(|| JobRec {
-        run: labels.get("kubedag.io/run").cloned().unwrap_or_default(),
-        step: labels.get("kubedag.io/step").cloned().unwrap_or_default(),
-        added: at,
-        complete: None,
-        failed: false,
+    let entry = jobs.entry(name).or_insert_with(|| {
+        let (run, step) = names();
+        JobRec {
+            run,
+            step,
+            added: at,
+            complete: None,
+            failed: false,
+        }
     });
-    if entry.complete.is_none() && (is_true("Complete") || is_true("Failed")) {
+    if let (None, Some(failed)) = (entry.complete, done) {
         entry.complete = Some(at);
-        entry.failed = is_true("Failed");
+        entry.failed = failed;
     }
 }
 
@@ -190,7 +246,11 @@ fn record_run(rec: &Recorder, run: &DynamicObject, at: f64) {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let terminal = matches!(phase.as_str(), "Succeeded" | "Failed" | "Cancelled" | "Rejected");
+    // DagRun phases, and Argo's `Error`.
+    let terminal = matches!(
+        phase.as_str(),
+        "Succeeded" | "Failed" | "Cancelled" | "Rejected" | "Error"
+    );
     let mut runs = rec.runs.lock().unwrap();
     let entry = runs.entry(run.name_any()).or_default();
     if terminal && entry.finished.is_none() {
@@ -234,5 +294,31 @@ mod tests {
         record_run(&rec, &run("Failed"), 5.0);
         let r = rec.runs.lock().unwrap()["r"].clone();
         assert_eq!((r.finished, r.phase.as_str()), (Some(4.0), "Failed"));
+    }
+
+    #[test]
+    fn an_argo_pod_is_a_step_of_its_workflow_done_when_its_phase_is_terminal() {
+        let rec = Recorder::default();
+        let pod = |phase: &str| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": "r-1-work-123", "labels": {ARGO_WORKFLOW_LABEL: "r-1"},
+                             "annotations": {ARGO_NODE_ANNOTATION: "r-1.calibrate-2"}},
+                "status": {"phase": phase},
+            }))
+            .unwrap()
+        };
+        record_pod(&rec, &pod("Pending"), 1.0);
+        assert_eq!(rec.jobs_done(""), 0);
+        record_pod(&rec, &pod("Failed"), 2.0);
+        record_pod(&rec, &pod("Failed"), 3.0);
+        let j = rec.jobs.lock().unwrap()["r-1-work-123"].clone();
+        assert_eq!(
+            (j.run.as_str(), j.step.as_str(), j.added, j.complete, j.failed),
+            ("r-1", "calibrate-2", 1.0, Some(2.0), true)
+        );
+        let plain: Pod =
+            serde_json::from_value(json!({"metadata": {"name": "p-1"}, "status": {"phase": "Succeeded"}})).unwrap();
+        record_pod(&rec, &plain, 4.0);
+        assert_eq!(rec.jobs.lock().unwrap()["p-1"].complete, Some(4.0));
     }
 }

@@ -1,13 +1,14 @@
-//! The report: the targets of the issue checked against the figures, `latest.json` (the headline
-//! keys `launch_ratio`, `p99_transition_ms`, `rss_mib_10k`, `writes_per_step`, `mode`, then every
-//! figure and distribution) and `latest.md` (the table for the README).
+//! The report: `latest.json` (the headline keys `launch_ratio`, `p99_transition_ms`,
+//! `rss_mib_10k`, `writes_per_step`, `mode`, the comparison keys `speedup_vs_argo_default`,
+//! `speedup_vs_argo_tuned`, `completion_ratio`, `p99_ratio_to_client`, `argo_default`,
+//! `argo_tuned`, then every figure and distribution) and `latest.md` (the tables for the
+//! README: kubedag beside Argo, kubedag's own figures, the targets of [`crate::targets`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 
-use crate::Res;
 use crate::baseline::BaselineResult;
 use crate::clock::rfc3339;
 use crate::config::Config;
@@ -15,6 +16,7 @@ use crate::sim_node::Sim;
 use crate::stats::round2;
 use crate::webhook::WebhookResult;
 use crate::workload::WorkloadResult;
+use crate::{Res, compare};
 
 /// What the run measured, and when it started.
 pub struct Measured {
@@ -23,7 +25,10 @@ pub struct Measured {
     /// `/proc/loadavg` at the start.
     pub load_at_start: String,
     pub base: Option<BaselineResult>,
+    /// kubedag's workloads.
     pub results: Vec<WorkloadResult>,
+    /// Argo's workloads, every mode.
+    pub peers: Vec<WorkloadResult>,
     pub hook: Option<WebhookResult>,
 }
 
@@ -37,8 +42,6 @@ struct Headline {
     rss_mib: Option<f64>,
     /// Over (a)-(c).
     writes_per_step: Option<f64>,
-    /// (c): every run succeeded in time.
-    c_ok: Option<bool>,
 }
 
 impl Headline {
@@ -54,55 +57,8 @@ impl Headline {
                 .map(|a| a.transition_ms.p99),
             rss_mib: find("c").map(|c| c.operator.peak_rss_mib),
             writes_per_step: (steps > 0.0).then(|| round2(writes / steps)),
-            c_ok: find("c").map(|c| c.runs_succeeded == c.runs && !c.timed_out),
         }
     }
-}
-
-/// The issue's four targets, each {target, measured, met (null when not measured)}.
-fn targets(cfg: &Config, h: &Headline, base: &Option<BaselineResult>, results: &[WorkloadResult]) -> Vec<Value> {
-    let find = |k: &str| results.iter().find(|w| w.key == k);
-    let (p99, rss, c_ok, writes_per_step) = (h.p99_transition_ms, h.rss_mib, h.c_ok, h.writes_per_step);
-    let target =
-        |name: String, measured: String, met: Option<bool>| json!({"target": name, "measured": measured, "met": met});
-    vec![
-        target(
-            "launch throughput ≥ 0.8 × plain-client rate (a; b and c for reference)".into(),
-            ["a", "b", "c"]
-                .iter()
-                .filter_map(|k| find(k).map(|w| format!("{k} {:.2}", w.launch_ratio)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            h.launch_ratio.map(|r| r >= 0.8),
-        ),
-        target(
-            format!("p99 dependency → launch < 250 ms at {} active runs (a)", cfg.runs_a),
-            match (p99, base) {
-                (Some(p), Some(b)) => format!(
-                    "{p:.0} ms (one plain-client Job create, p99 in the same run: {:.0} ms)",
-                    b.create_latency_ms.p99
-                ),
-                (Some(p), None) => format!("{p:.0} ms"),
-                _ => "–".into(),
-            },
-            p99.map(|p| p < 250.0),
-        ),
-        target(
-            format!("{} runs complete with operator RSS < 256 MiB (c)", cfg.runs_c),
-            match (rss, c_ok) {
-                (Some(r), Some(ok)) => {
-                    format!("{r:.0} MiB, {}", if ok { "all succeeded" } else { "NOT all succeeded" })
-                }
-                _ => "–".into(),
-            },
-            rss.zip(c_ok).map(|(r, ok)| r < 256.0 && ok),
-        ),
-        target(
-            "≤ 4 API writes per step (a–c)".into(),
-            fmt_opt(writes_per_step, 2),
-            writes_per_step.map(|w| w <= 4.0),
-        ),
-    ]
 }
 
 /// Writes latest.json and latest.md into the output directory; returns the markdown.
@@ -110,7 +66,8 @@ pub fn write(cfg: &Config, sim: &Sim, m: &Measured) -> Res<String> {
     let (base, results, hook) = (&m.base, &m.results, &m.hook);
     let (started_at, load_at_start) = (&m.started_at, &m.load_at_start);
     let headline = Headline::of(results);
-    let targets = targets(cfg, &headline, base, results);
+    let all: Vec<WorkloadResult> = results.iter().chain(&m.peers).cloned().collect();
+    let targets = crate::targets::targets(cfg, &all);
     let summary = json!({
         "mode": "simulated-node",
         "scale": cfg.scale,
@@ -121,15 +78,30 @@ pub fn write(cfg: &Config, sim: &Sim, m: &Measured) -> Res<String> {
         "sizes": {"runs_a": cfg.runs_a, "steps_b": cfg.width_b, "runs_c": cfg.runs_c,
                   "baseline_jobs": cfg.baseline_jobs, "webhook_samples": cfg.webhook_samples},
         "pod_seconds": cfg.pod_seconds,
+        "argo": {"version": "v4.0.5", "binary": cfg.argo_bin.display().to_string(),
+                 "modes": cfg.argo.iter().map(|m| m.label()).collect::<Vec<_>>(),
+                 "runs_a": cfg.argo_runs_a, "runs_c": cfg.argo_runs_c},
         "targets": targets,
     });
-    let md = markdown(&summary, base, results, hook);
+    let md = markdown(&summary, base, results, hook, &compare::side_by_side(&all));
     let mut out = summary.clone();
     let obj = out.as_object_mut().unwrap();
     obj.insert("launch_ratio".into(), json!(headline.launch_ratio));
     obj.insert("p99_transition_ms".into(), json!(headline.p99_transition_ms));
     obj.insert("rss_mib_10k".into(), json!(headline.rss_mib));
     obj.insert("writes_per_step".into(), json!(headline.writes_per_step));
+    obj.insert(
+        "speedup_vs_argo_default".into(),
+        json!(compare::min_speedup(&all, "argo-default")),
+    );
+    obj.insert(
+        "speedup_vs_argo_tuned".into(),
+        json!(compare::min_speedup(&all, "argo-tuned")),
+    );
+    obj.insert("completion_ratio".into(), json!(compare::worst_completion_ratio(&all)));
+    obj.insert("p99_ratio_to_client".into(), json!(compare::worst_p99_ratio(&all)));
+    obj.insert("argo_default".into(), compare::by_workload(&all, "argo-default"));
+    obj.insert("argo_tuned".into(), compare::by_workload(&all, "argo-tuned"));
     obj.insert(
         "command".into(),
         json!(std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "make bench".into())),
@@ -177,6 +149,7 @@ fn markdown(
     base: &Option<BaselineResult>,
     ws: &[WorkloadResult],
     hook: &Option<WebhookResult>,
+    side_by_side: &str,
 ) -> String {
     let mut md = String::new();
     md.push_str(&format!(
@@ -203,6 +176,26 @@ fn markdown(
             b.create_only_jobs_per_s,
             b.completion_jobs_per_s
         ));
+        let p = &b.pods;
+        md.push_str(&format!(
+            "Plain client, Pods ({} in parallel, {} Pods): **{:.1} Pods/s** created, one create p50 / p99 {:.0} / {:.0} ms; \
+             Pod pipeline (create → Succeeded) {:.1} Pods/s. One Job create p50 / p99 (create + status phase) {:.0} / {:.0} ms.\n\n",
+            p.concurrency,
+            p.pods,
+            p.create_pods_per_s,
+            p.create_latency_ms.p50,
+            p.create_latency_ms.p99,
+            p.completion_pods_per_s,
+            b.create_latency_ms.p50,
+            b.create_latency_ms.p99
+        ));
+    }
+    if !side_by_side.is_empty() {
+        md.push_str(
+            "kubedag beside Argo Workflows v4.0.5 (same control plane and simulated node, one system at a time):\n\n",
+        );
+        md.push_str(side_by_side);
+        md.push_str("kubedag alone:\n\n");
     }
     if !ws.is_empty() {
         md.push_str("| figure |");

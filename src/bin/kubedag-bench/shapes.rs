@@ -1,9 +1,10 @@
 //! The benchmark's Dags and runs: the three Dag shapes of the workloads (diamond, wide, single),
-//! placed on the simulated node, their DagRuns, and untyped API handles for both kinds (the
-//! driver reads them as JSON).
+//! placed on the simulated node, their DagRuns, the same shapes as Argo Workflows, and untyped
+//! API handles for the three kinds (the driver reads them as JSON).
 
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kubedag::testkit::STEP_IMAGE;
 use kubedag::testkit::manifests::{self, DagManifest};
 use serde_json::json;
 
@@ -17,6 +18,16 @@ pub fn dags(client: &Client, ns: &str) -> Api<DynamicObject> {
 /// The `DagRun`s of namespace `ns`.
 pub fn dagruns(client: &Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &resource("DagRun", "dagruns"))
+}
+
+/// Argo's `Workflow`s of namespace `ns`.
+pub fn workflows(client: &Client, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow");
+    Api::namespaced_with(
+        client.clone(),
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "workflows"),
+    )
 }
 
 fn resource(kind: &str, plural: &str) -> ApiResource {
@@ -76,6 +87,48 @@ impl Shape {
     }
 }
 
+impl Shape {
+    /// The same shape as an Argo Workflow `name` with parameter `file`: a `dag` template of one
+    /// task per step (`dependencies` as the steps' `depends`), each running template `work`
+    /// (`sh -c true` in the step image, `file` in its environment); a one-step shape is the
+    /// `work` template alone, as an Argo user writes it. Placed like the Dags: the simulated
+    /// node's selector and a toleration of every taint.
+    pub fn workflow(&self, name: &str, file: &str) -> Result<DynamicObject, serde_json::Error> {
+        let work = json!({
+            "name": "work",
+            "container": {"image": STEP_IMAGE, "command": ["sh", "-c", "true"],
+                          "env": [{"name": "file", "value": "{{workflow.parameters.file}}"}]},
+        });
+        let (entrypoint, templates) = if self.steps.len() == 1 {
+            ("work", vec![work])
+        } else {
+            let tasks: Vec<_> = self
+                .steps
+                .iter()
+                .map(|(step, depends)| {
+                    let mut task = json!({"name": step, "template": "work"});
+                    if !depends.is_empty() {
+                        task["dependencies"] = json!(depends);
+                    }
+                    task
+                })
+                .collect();
+            ("main", vec![json!({"name": "main", "dag": {"tasks": tasks}}), work])
+        };
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"name": name, "labels": {"kubedag.io/dag": self.dag}},
+            "spec": {
+                "entrypoint": entrypoint,
+                "arguments": {"parameters": [{"name": "file", "value": file}]},
+                "nodeSelector": {SIM_LABEL: "true"},
+                "tolerations": [{"operator": "Exists"}],
+                "templates": templates,
+            },
+        }))
+    }
+}
+
 /// A DagRun `name` of `dag` with param `file`.
 pub fn run_object(name: &str, dag: &str, file: &str) -> Result<DynamicObject, serde_json::Error> {
     serde_json::from_value(manifests::dag_run(name, dag, &[("file", file)]))
@@ -99,5 +152,25 @@ mod tests {
         assert_eq!(dag.data["spec"]["defaults"]["nodeSelector"][SIM_LABEL], "true");
         assert_eq!(dag.data["spec"]["steps"][4]["depends"][0], "calibrate-1");
         assert!(dag.data["spec"]["steps"][0].get("depends").is_none());
+    }
+
+    #[test]
+    fn workflows_have_the_same_steps_on_the_simulated_node() {
+        let wf = Shape::diamond().workflow("r-1", "f.fits").unwrap();
+        let spec = &wf.data["spec"];
+        assert_eq!(spec["entrypoint"], "main");
+        assert_eq!(spec["nodeSelector"][SIM_LABEL], "true");
+        assert_eq!(spec["arguments"]["parameters"][0]["value"], "f.fits");
+        let tasks = spec["templates"][0]["dag"]["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 5);
+        assert!(tasks[0].get("dependencies").is_none());
+        assert_eq!(
+            tasks[4]["dependencies"],
+            json!(["calibrate-1", "calibrate-2", "calibrate-3"])
+        );
+        let single = Shape::single().workflow("r-2", "g").unwrap();
+        assert_eq!(single.data["spec"]["entrypoint"], "work");
+        assert_eq!(single.data["spec"]["templates"].as_array().unwrap().len(), 1);
+        assert_eq!(single.data["spec"]["templates"][0]["container"]["image"], STEP_IMAGE);
     }
 }

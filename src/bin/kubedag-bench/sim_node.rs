@@ -152,6 +152,32 @@ impl Sim {
     pub fn completed(&self) -> u64 {
         self.stats.completed.load(Ordering::Relaxed)
     }
+
+    /// Its pod writes so far.
+    pub fn writes(&self) -> SimWrites {
+        SimWrites {
+            completed: self.completed(),
+            force_deleted: self.stats.force_deleted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Its pod writes since `before`, in the API server's terms (`"PATCH pods/status"`,
+    /// `"DELETE pods"`); its heartbeat is part of the background rate.
+    pub fn writes_since(&self, before: &SimWrites) -> crate::apiserver::Counts {
+        let now = self.writes();
+        crate::apiserver::Counts::from([
+            ("PATCH pods/status".into(), (now.completed - before.completed) as f64),
+            ("DELETE pods".into(), (now.force_deleted - before.force_deleted) as f64),
+        ])
+    }
+}
+
+/// The simulated kubelet's pod writes at one instant: a status patch per pod completed, a delete
+/// per deletion finished.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SimWrites {
+    pub completed: u64,
+    pub force_deleted: u64,
 }
 
 /// Deletes node `node` and its Lease (errors ignored: either may be gone already).
