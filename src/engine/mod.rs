@@ -13,6 +13,8 @@
 //! - [`settings`] does the merge of a step's container and pod settings over the defaults.
 //! - [`retry`] does whether and when a failed attempt is retried (`retry.backoff`, `onExitCodes`).
 //! - [`workspace`] does how a run's workspace claim appears in its step pods.
+//! - [`schedule`] does a trigger's cron ticks (CronJob semantics); [`trigger`] does the params
+//!   and deterministic names of the runs a trigger submits.
 //! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
 //!   into the next actions (launch these attempts, skip those, the run is done).
 //!
@@ -35,7 +37,9 @@ pub mod references;
 pub mod refusal;
 pub mod retry;
 pub mod run;
+pub mod schedule;
 pub mod settings;
+pub mod trigger;
 pub mod validate;
 pub mod when;
 pub mod workspace;
