@@ -6,6 +6,7 @@
 //! - [`admission`] holds the validating webhook.
 //! - [`runtime`] holds the operator process: wiring, servers, leader election.
 //! - [`cli`] holds `kubectl dag`.
+//! - [`watch`] holds the trigger inputs (directory scans, settling, the exactly-once ledger).
 //! - [`testkit`] holds what the e2e tests and the benchmark driver share (never used by the operator).
 
 pub mod admission;
@@ -15,3 +16,4 @@ pub mod controller;
 pub mod engine;
 pub mod runtime;
 pub mod testkit;
+pub mod watch;
