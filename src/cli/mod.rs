@@ -4,6 +4,7 @@
 //! - [`run`], [`submit`], [`list`], [`get`], [`logs`] and [`control`] (cancel, retry) are the commands.
 //! - [`params`] parses `-p KEY=VALUE`; [`param_file`] reads CSV / JSON Lines parameter files;
 //!   [`dedupe`] finds duplicate parameter sets before submitting.
+//! - [`watch_dir`] is `kubectl dag watch`: one run per new local file, exactly once.
 //! - [`completion`] prints shell completion scripts.
 //! - [`cluster`] connects (kubeconfig, context, namespace); [`create`] creates runs; [`watch`] follows one.
 //! - [`steps`] orders a run's step graph; [`table`], [`human`], [`style`], [`progress`] and
@@ -33,6 +34,7 @@ pub mod style;
 pub mod submit;
 pub mod table;
 pub mod watch;
+pub mod watch_dir;
 
 use std::process::ExitCode;
 
@@ -95,6 +97,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Logs(args) => logs::print(&connect().await?, &args.run, args.step.as_deref()).await,
         Command::Cancel(args) => control::cancel(&connect().await?, &args.run).await,
         Command::Retry(args) => control::retry(&connect().await?, &args.run).await,
+        Command::Watch(args) => watch_dir::watch(&connect().await?, args).await,
         Command::Completion { shell } => {
             output::emit(&completion::script(shell))?;
             Ok(ExitCode::SUCCESS)
