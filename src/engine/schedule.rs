@@ -278,7 +278,7 @@ mod tests {
             let mut f = facts("2026-01-01T00:00:31Z", None);
             let (mut runs, mut skipped_total) = (0u64, 0u64);
             for offset in offsets {
-                f.now = f.now + SignedDuration::from_secs(offset);
+                f.now += SignedDuration::from_secs(offset);
                 let (tick, skipped, ran) = match decide(&schedule, &f).action {
                     TickAction::Run { tick, skipped, .. } => (tick, skipped, 1),
                     TickAction::Skip { tick, skipped } => (tick, skipped, 0),
