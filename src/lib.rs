@@ -6,7 +6,8 @@
 //! - [`admission`] holds the validating webhook.
 //! - [`runtime`] holds the operator process: wiring, servers, leader election.
 //! - [`cli`] holds `kubectl dag`.
-//! - [`watch`] holds the input sources of `DagTrigger` (bucket listing).
+//! - [`watch`] holds the trigger inputs (directory scans, settling, bucket listing, the exactly-once
+//!   ledger).
 //! - [`ui`] holds the web UI that `kubectl dag ui` serves.
 //! - [`testkit`] holds what the e2e tests and the benchmark driver share (never used by the operator).
 

@@ -1,13 +1,15 @@
-//! The custom resource types of `kubedag.io/v1alpha1`: data, schema, printer columns and CEL rules,
+//! The custom resource types of `kubedag.io/v1alpha1` (`Dag`, `DagRun`, `DagTrigger`): data, schema, printer columns and CEL rules,
 //! nothing else. Behaviour lives in `engine` (pure) and `controller` (Kubernetes I/O).
 
 mod dag;
 mod dagrun;
 pub mod json_schema;
 mod schema;
+mod trigger;
 
 pub use dag::*;
 pub use dagrun::*;
+pub use trigger::*;
 
 /// API group of every kubedag resource.
 pub const GROUP: &str = "kubedag.io";
@@ -20,6 +22,8 @@ pub mod labels {
     pub const ATTEMPT: &str = "kubedag.io/attempt";
     pub const REQUEST_ID: &str = "kubedag.io/request-id";
     pub const PARAM_HASH: &str = "kubedag.io/param-hash";
+    /// On runs a `DagTrigger` submitted, and on the objects the operator makes for a trigger: its name.
+    pub const TRIGGER: &str = "kubedag.io/trigger";
     /// How many characters of the parameter hash go into the label.
     pub const PARAM_HASH_LABEL_LEN: usize = 32;
     /// On a `forEach` instance's Job: the 0-based item index.
@@ -41,8 +45,9 @@ pub mod annotations {
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
     Ok(format!(
-        "---\n{}---\n{}",
+        "---\n{}---\n{}---\n{}",
         serde_yaml::to_string(&Dag::crd())?,
-        serde_yaml::to_string(&DagRun::crd())?
+        serde_yaml::to_string(&DagRun::crd())?,
+        serde_yaml::to_string(&DagTrigger::crd())?
     ))
 }

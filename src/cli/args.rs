@@ -156,6 +156,17 @@ sets). Other kinds are skipped. Exit status 1 if any problem was found.")]
 It uses your kubeconfig: it shows and does exactly what your RBAC allows (a refused action
 shows the API server's message).")]
     Ui(UiArgs),
+    /// Submit one run per new file of a local directory, each file exactly once.
+    #[command(after_help = "Examples:
+  kubectl dag watch ./incoming --dag process-image -p file='$(file.path)'
+  kubectl dag watch ./incoming --dag process-image -p file='$(file.name)' --pattern '*.fits' --settle 30s
+
+A file is submitted once its size and mtime have been stable for --settle. Each file (path +
+size + mtime) is submitted once: the ledger file (default DIR/.kubedag-watch-ledger) records
+it, so a restart or a re-scan submits nothing again, even after its run was deleted; a changed
+file is new input. Variables: $(file.path) (relative to DIR), $(file.name), $(file.dir),
+$(file.size). Runs are named NAME-<hash> and labelled kubedag.io/trigger=NAME.")]
+    Watch(WatchArgs),
     /// Print a shell completion script (Dag and run names complete from the cluster).
     #[command(after_help = "Examples:
   source <(kubectl-dag completion bash)
@@ -359,4 +370,53 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains("\"foo\"") && text.contains("KEY=VALUE"), "{text}");
     }
+}
+
+/// `kubectl dag watch`.
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// The local directory to watch.
+    pub dir: std::path::PathBuf,
+    /// The Dag to run for each new file.
+    #[arg(long)]
+    pub dag: String,
+    /// A parameter of each run, e.g. file='$(file.path)'; repeat for several.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub params: Vec<(String, String)>,
+    /// How long a file's size and mtime must be stable before it is submitted, e.g. 10s, 2m.
+    #[arg(long, default_value = "10s", value_parser = parse_seconds)]
+    pub settle: u32,
+    /// The ledger file of submitted files (default DIR/.kubedag-watch-ledger).
+    #[arg(long)]
+    pub ledger: Option<std::path::PathBuf>,
+    /// Glob on file names, e.g. '*.fits' (default every file; names starting with . are ignored).
+    #[arg(long)]
+    pub pattern: Option<String>,
+    /// Also watch subdirectories.
+    #[arg(long)]
+    pub recursive: bool,
+    /// Name of this watch: the runs' name prefix and kubedag.io/trigger label (default DAG-watch).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Time between full re-scans, e.g. 30s.
+    #[arg(long, default_value = "30s", value_parser = parse_seconds)]
+    pub rescan: u32,
+}
+
+/// Seconds from `N`, `Ns`, `Nm` or `Nh`.
+pub fn parse_seconds(value: &str) -> Result<u32, String> {
+    let (digits, unit) = match value.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => value.split_at(i),
+        None => (value, "s"),
+    };
+    let n: u32 = digits
+        .parse()
+        .map_err(|_| format!("{value:?}: expected a duration like 10s, 2m or 1h"))?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("{value:?}: unknown unit {unit:?} (use s, m or h)")),
+    };
+    n.checked_mul(factor).ok_or_else(|| format!("{value:?}: too long"))
 }

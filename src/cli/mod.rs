@@ -4,7 +4,8 @@
 //! - [`run`], [`submit`], [`list`], [`get`], [`graph`], [`logs`] and [`control`] (cancel, retry) are the commands.
 //! - [`params`] parses `-p KEY=VALUE`; [`param_file`] reads CSV / JSON Lines parameter files;
 //!   [`dedupe`] finds duplicate parameter sets before submitting.
-//! - [`lint`] checks manifests offline; [`completion`] prints shell completion scripts.
+//! - [`lint`] checks manifests offline; [`watch_dir`] is `kubectl dag watch`: one run per new
+//!   local file, exactly once; [`completion`] prints shell completion scripts.
 //! - [`cluster`] connects (kubeconfig, context, namespace); [`create`] creates runs; [`watch`] follows one.
 //! - [`steps`] orders a run's step graph; [`table`], [`human`], [`style`], [`progress`] and
 //!   [`output`] shape what is printed.
@@ -36,6 +37,7 @@ pub mod style;
 pub mod submit;
 pub mod table;
 pub mod watch;
+pub mod watch_dir;
 
 use std::process::ExitCode;
 
@@ -118,6 +120,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             crate::ui::serve(cluster, args.all_namespaces, args.port).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Watch(args) => watch_dir::watch(&connect().await?, args).await,
         Command::Completion { shell } => {
             output::emit(&completion::script(shell))?;
             Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@
 //! - `claim`: the atomic duplicate claim (a Lease per Dag + paramHash);
 //! - `gate`: queue admission (maxActiveRuns FIFO, operator caps) and the Job budget;
 //! - `job_builder`: the Job of one step attempt; `job_state`: a Job read back;
+//! - `trigger/`: the DagTrigger reconcile (schedule ticks, status of every source);
 //! - `workspace`: the run's workspace claim (`spec.workspace`), created before its first Job;
 //! - `status`: the status write; `events`: Kubernetes Events; `metrics`: Prometheus metrics;
 //! - `context`: shared state and settings; `own_writes`, `completions`: small caches;
@@ -41,6 +42,7 @@ pub mod metrics;
 mod own_writes;
 pub(crate) mod run;
 mod status;
+pub mod trigger;
 mod workspace;
 
 pub(crate) use completions::Completions;

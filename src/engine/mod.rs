@@ -16,6 +16,8 @@
 //! - [`call`] does which child run a `call` step follows (its own or a reused identical one),
 //!   the call depth limit, call cycles between Dags and a run's `spec.outputs`.
 //! - [`foreach`] does a `forEach` step's items, its finished-instance bits and its output arrays.
+//! - [`schedule`] does a trigger's cron ticks (CronJob semantics); [`trigger`] does the params
+//!   and deterministic names of the runs a trigger submits.
 //! - [`plan`] does turns "a run's captured spec + its steps' recorded states + what the Jobs say"
 //!   into the next actions (launch these attempts, skip those, the run is done).
 //!
@@ -40,7 +42,9 @@ pub mod references;
 pub mod refusal;
 pub mod retry;
 pub mod run;
+pub mod schedule;
 pub mod settings;
+pub mod trigger;
 pub mod validate;
 mod validate_compose;
 pub mod when;

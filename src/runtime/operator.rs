@@ -8,13 +8,15 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::admission::{self, server::WebhookOptions, server::WebhookState};
-use crate::api::{Dag, DagRun, labels};
+use crate::api::{Dag, DagRun, DagTrigger, labels};
 
 use crate::controller::run::{self, Lane};
+use crate::controller::trigger::{self, TriggerContext};
 use crate::controller::{Completions, Context, Gate, Metrics, OperatorConfig, dag_reconciler};
 
 use super::server::Health;
@@ -83,7 +85,8 @@ pub async fn run(
     let runs_synced = Arc::new(AtomicBool::new(false));
     let (runs, runs_writer) = reflector::store_shared::<DagRun>(SHARED_RUN_EVENTS);
     let subscribe = || runs_writer.subscribe().expect("a shared store has subscribers");
-    let (starting_events, started_events, child_events) = (subscribe(), subscribe(), subscribe());
+    let (starting_events, started_events, child_events, trigger_run_events) =
+        (subscribe(), subscribe(), subscribe(), subscribe());
     let run_watch = watcher(api::<DagRun>(&client, &config.namespace), watcher::Config::default())
         .default_backoff()
         .inspect(flag_list_complete(runs_synced.clone()))
@@ -115,6 +118,19 @@ pub async fn run(
         .reconcile_on(dag_changes)
         .with_config(controller_config.debounce(Duration::from_millis(500)))
         .shutdown_on_signal();
+    // Triggers are looked at again when one of their runs changes (Forbid waits for it to end).
+    let trigger_controller = Controller::new(
+        api::<DagTrigger>(&client, &config.namespace),
+        watcher::Config::default(),
+    )
+    .watches_shared_stream(trigger_run_events, |run: Arc<DagRun>| {
+        let namespace = run.namespace().unwrap_or_default();
+        run.labels()
+            .get(labels::TRIGGER)
+            .map(|name| ObjectRef::<DagTrigger>::new(name).within(&namespace))
+    })
+    .with_config(ControllerConfig::default().concurrency(4))
+    .shutdown_on_signal();
     let reporter = Reporter {
         controller: "kubedag".into(),
         instance: Some(instance),
@@ -136,6 +152,12 @@ pub async fn run(
         config,
     });
 
+    let trigger_ctx = Arc::new(TriggerContext {
+        client: ctx.client.clone(),
+        runs: ctx.runs.clone(),
+        dags: ctx.dags.clone(),
+        runs_synced: runs_synced.clone(),
+    });
     tokio::spawn(mark_ready_when_synced(
         ctx.clone(),
         health,
@@ -175,9 +197,14 @@ pub async fn run(
     let dags = dag_controller
         .run(dag_reconciler::reconcile, dag_reconciler::error_policy, ctx)
         .for_each(log_outcome);
+    // Polled from the start (not after the run cache is ready): it drains its share of the
+    // shared DagRun cache's events; its reconciles wait for the cache themselves.
+    let triggers = trigger_controller
+        .run(trigger::reconcile, trigger::error_policy, trigger_ctx)
+        .for_each(log_outcome);
     tracing::info!("kubedag operator started");
     tokio::select! {
-        _ = futures::future::join(run_lanes, dags) => {}
+        _ = futures::future::join3(run_lanes, dags, triggers) => {}
         () = run_watch => tracing::error!("the DagRun watch ended"),
     }
     tracing::info!("kubedag operator stopped");
