@@ -101,6 +101,8 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Finding>, usize) {
         checked += 1;
         findings.extend(problems.into_iter().map(|p| place(file, doc, p)));
     }
+    let file_order = |file: &str| sources.iter().position(|(f, _)| f == file);
+    findings.sort_by_key(|f| (file_order(&f.file), f.line));
     (findings, checked)
 }
 
