@@ -147,7 +147,8 @@ impl Session {
         std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
     }
 
-    /// (step, phase, fill) of each node of the run page's graph.
+    /// (step, phase, fill) of each node of the run page's graph. Empty when a live update
+    /// replaced the graph while it was being read (callers poll, so the next read sees the new one).
     async fn graph_nodes(&self) -> Vec<(String, String, String)> {
         let mut nodes = Vec::new();
         for node in self
@@ -158,7 +159,9 @@ impl Session {
         {
             let step = node.attr("data-step").await.ok().flatten().unwrap_or_default();
             let phase = node.attr("data-phase").await.ok().flatten().unwrap_or_default();
-            let rect = node.find(Locator::Css("rect")).await.unwrap();
+            let Ok(rect) = node.find(Locator::Css("rect")).await else {
+                return Vec::new();
+            };
             let fill = rect.attr("fill").await.ok().flatten().unwrap_or_default();
             nodes.push((step, phase, fill));
         }
