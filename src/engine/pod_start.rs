@@ -44,6 +44,9 @@ const TRANSIENT: &[&str] = &[
     "timeout",
     "timed out",
     "unable to return a response",
+    // The node authorizer has not yet linked a new pod to its node (a saturated control plane):
+    // the projected service-account token cannot be fetched yet. It clears by itself.
+    "no relationship found between node",
 ];
 /// Parts of a `FailedCreate` message that say the API server refused the pod itself.
 const POD_REFUSED: &[&str] = &["forbidden", "is invalid", "denied the request", "not found"];
