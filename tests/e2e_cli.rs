@@ -425,3 +425,76 @@ async fn applied_runs_are_labelled_paged_and_complete_by_name() {
     let dags = kubectl_complete(&["run", "-n", &env.ns, "pa"]).await;
     assert!(dags.starts_with("paged\tDag\n"), "{dags}");
 }
+
+#[tokio::test]
+#[ignore = "needs the local cluster: make test"]
+async fn logs_follow_streams_a_running_run_step_by_step_and_exits_when_it_ends() {
+    use tokio::io::AsyncBufReadExt;
+
+    let env = TestEnv::new("cli-follow").await;
+    // Three sequential steps; the second fails its first attempt, so its retry is labelled.
+    let steps = concat!(
+        r#"[{name: a, script: "for i in 1 2 3; do echo a line $i; sleep 1; done"}, "#,
+        r#"{name: b, depends: [a], retry: {limit: 1}, script: "case $HOSTNAME in *-b-1-*) echo b fails; exit 1;; esac; for i in 1 2 3; do echo b line $i; sleep 1; done"}, "#,
+        r#"{name: c, depends: [b], script: "echo c line 1; sleep 1; echo c line 2"}]"#
+    );
+    env.create::<Dag>(&dag("seq", "", steps)).await;
+    let started = kubectl_dag(&env, &["run", "seq", "-p", "file=x"]).await;
+    assert_eq!(started.code, 0, "{started:?}");
+    let name = started.field("Name");
+
+    let mut follower = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-dag"))
+        .args(["-n", &env.ns, "logs", &name, "-f"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start kubectl-dag logs -f");
+    let mut stdout = tokio::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    let followed = async {
+        let mut lines = Vec::new();
+        while let Some(line) = stdout.next_line().await.expect("read the followed logs") {
+            if lines.is_empty() {
+                // The first line arrives while the run still runs: it is streamed, not read at the end.
+                let run = env.api::<DagRun>().get(&name).await.unwrap();
+                let phase = run.status.map(|s| s.phase).unwrap_or_default();
+                assert!(
+                    !phase.is_terminal(),
+                    "the first line came only after the run ended {phase:?}"
+                );
+            }
+            lines.push(line);
+        }
+        let status = follower.wait().await.expect("wait for kubectl-dag logs -f");
+        (lines, status)
+    };
+    let (lines, status) = tokio::time::timeout(common::WAIT, followed)
+        .await
+        .expect("logs -f exits when the run ends");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut follower.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}, stderr: {stderr}");
+    let run = env.api::<DagRun>().get(&name).await.unwrap();
+    assert_eq!(
+        run.status.map(|s| s.phase),
+        Some(RunPhase::Succeeded),
+        "logs -f exited before the run ended"
+    );
+    assert_eq!(
+        lines,
+        [
+            "[a] a line 1",
+            "[a] a line 2",
+            "[a] a line 3",
+            "[b] b fails",
+            "[b#2] b line 1",
+            "[b#2] b line 2",
+            "[b#2] b line 3",
+            "[c] c line 1",
+            "[c] c line 2",
+        ],
+        "stderr: {stderr}"
+    );
+}
