@@ -89,11 +89,12 @@ pub async fn follow_while_waiting(
     let (finished_tx, finished_rx) = watch::channel(None);
     let name = run.name_any();
     let waiting = async {
+        // Owned by this future: on an error it is dropped here, which stops the follower at once.
+        let finished_tx = finished_tx;
         let finished = super::watch::until_finished(cluster, &name, on_change).await;
         if let Ok(run) = &finished {
             let _ = finished_tx.send(Some(run.clone()));
         }
-        // On an error the sender is dropped here, which stops the follower at once.
         finished
     };
     let (finished, ()) = tokio::join!(waiting, follow(cluster, run, step, out, finished_rx));
