@@ -19,7 +19,7 @@ use super::output::emit_line;
 /// How often the live line is redrawn by itself (the spinner turns, rate and ETA age).
 const TICK: Duration = Duration::from_millis(120);
 /// A known count: `img-x7k2p: Running [#####>----] 1/3 steps done (0.2/s, ETA 10s)`.
-const BAR_TEMPLATE: &str = "{msg} [{bar:24}] {pos}/{len} {prefix} ({per_sec}, ETA {eta})";
+const BAR_TEMPLATE: &str = "{msg} [{bar:24}] {pos}/{len} {prefix} ({per_sec:1}, ETA {eta})";
 /// An unknown count: `⠙ img-x7k2p: Pending (4s)`.
 const SPINNER_TEMPLATE: &str = "{spinner} {msg} ({elapsed})";
 
