@@ -386,7 +386,7 @@ async fn kubectl_complete(words: &[&str]) -> String {
 
 #[tokio::test]
 #[ignore = "needs the local cluster: make test"]
-async fn applied_runs_are_labelled_paged_and_complete_by_name() {
+async fn applied_runs_are_labelled_paged_listed_everywhere_watched_and_complete_by_name() {
     let env = TestEnv::new("cli-pages").await;
     env.create::<Dag>(&dag("paged", "", r#"[{name: a, script: "true"}]"#))
         .await;
@@ -416,12 +416,45 @@ async fn applied_runs_are_labelled_paged_and_complete_by_name() {
     seen.extend(rest.lines_containing("paged-"));
     assert_eq!(seen.len(), 3, "two pages hold the 3 runs once each: {first:?} {rest:?}");
 
+    // -A with a server-side selector: the runs appear under their namespace's heading.
+    let everywhere = kubectl_dag(&env, &["list", "-A", "-l", "kubedag.io/dag=paged"]).await;
+    assert_eq!(everywhere.code, 0, "{everywhere:?}");
+    let heading = format!("Dag {}/paged (3 runs)", env.ns);
+    assert!(everywhere.stdout.lines().any(|l| l == heading), "{everywhere:?}");
+
+    // -w: after the list, one line per change; a run created meanwhile shows up.
+    let mut watching = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-dag"))
+        .args(["-n", &env.ns, "list", "paged", "-w"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start kubectl-dag list -w");
+    let mut watched = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(watching.stdout.take().unwrap()));
+    env.create::<DagRun>(&common::run_yaml("paged-d", "paged", &[("file", "d")]))
+        .await;
+    let seen = tokio::time::timeout(common::WAIT, async {
+        while let Some(line) = watched.next_line().await.unwrap() {
+            if line.starts_with("paged-d ") {
+                return line;
+            }
+        }
+        panic!("list -w ended without showing paged-d");
+    })
+    .await
+    .expect("list -w shows the new run");
+    assert!(seen.contains("file=d"), "{seen}");
+    watching.kill().await.unwrap();
+
     let completions = kubectl_complete(&["get", "-n", &env.ns, "paged-"]).await;
     let names: Vec<&str> = completions
         .lines()
         .map(|l| l.split('\t').next().unwrap_or(""))
         .collect();
-    assert_eq!(names, ["paged-a", "paged-b", "paged-c", ":4"], "{completions}");
+    assert_eq!(
+        names,
+        ["paged-a", "paged-b", "paged-c", "paged-d", ":4"],
+        "{completions}"
+    );
     let dags = kubectl_complete(&["run", "-n", &env.ns, "pa"]).await;
     assert!(dags.starts_with("paged\tDag\n"), "{dags}");
 }
