@@ -235,7 +235,7 @@ async fn submit_creates_one_run_per_line_and_reports_duplicates_naming_the_exist
 
 #[tokio::test]
 #[ignore = "needs the local cluster: make test"]
-async fn list_get_and_logs_show_finished_runs() {
+async fn list_get_graph_and_logs_show_finished_runs() {
     let env = TestEnv::new("cli-show").await;
     env.create::<Dag>(&dag(
         "pipeline",
@@ -336,6 +336,28 @@ async fn list_get_and_logs_show_finished_runs() {
         1,
         "{followed:?}"
     );
+    // graph: a run's steps by phase (Mermaid), a Dag's plain (Graphviz), an unknown name refused.
+    let drawn = kubectl_dag(&env, &["graph", m31]).await;
+    assert_eq!(drawn.code, 0, "{drawn:?}");
+    for part in [
+        "flowchart TD\n",
+        "s0[\"fetch · Succeeded\"]",
+        "s1[\"calibrate · Succeeded\"]",
+        "s0 --> s1\n",
+    ] {
+        assert!(drawn.stdout.contains(part), "{part} missing: {drawn:?}");
+    }
+    let dot = kubectl_dag(&env, &["graph", "pipeline", "-o", "dot"]).await;
+    assert_eq!(dot.code, 0, "{dot:?}");
+    assert!(
+        dot.stdout.starts_with("digraph dag {") && dot.stdout.contains("s0 -> s1"),
+        "{dot:?}"
+    );
+    assert!(!dot.stdout.contains("Succeeded"), "a Dag has no phases: {dot:?}");
+    let nothing = kubectl_dag(&env, &["graph", "no-such"]).await;
+    assert_ne!(nothing.code, 0, "{nothing:?}");
+    assert!(nothing.stderr.contains("no DagRun or Dag \"no-such\""), "{nothing:?}");
+
     let unknown = kubectl_dag(&env, &["logs", m31, "nosuch"]).await;
     assert_ne!(unknown.code, 0, "{unknown:?}");
     assert!(
