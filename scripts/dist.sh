@@ -2,7 +2,8 @@
 # `make dist`: the release artifacts a kubedag release publishes, in target/dist/:
 #   kubedag-image-VERSION.oci.tar           operator image (OCI archive, scripts/build-image.sh)
 #   kubedag-CHART_VERSION.tgz               the Helm chart (helm package), image tag = VERSION
-#   kubectl-dag_VERSION_OS_ARCH.tar.gz      the kubectl plugin binary (+ README.md)
+#   kubectl-dag_VERSION_OS_ARCH.tar.gz      the kubectl plugin binary, its completion helper
+#                                           kubectl_complete-dag (+ README.md)
 #   dag.yaml                                krew plugin manifest pointing at that archive
 #   SHA256SUMS                              sha256 of every file above
 # and checks them (checksums, krew sha256, helm lint of the package, archive contents).
@@ -40,12 +41,13 @@ helm lint --strict charts/kubedag >&2
 helm package charts/kubedag --app-version "$version" --destination "$out" >&2
 
 echo "== kubectl-dag $version ($os/$arch)" >&2
-cargo build --locked --release --bin kubectl-dag
+cargo build --locked --release --bin kubectl-dag --bin kubectl_complete-dag
 plugin=kubectl-dag_${version}_${os}_${arch}.tar.gz
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
-cp "${CARGO_TARGET_DIR:-target}/release/kubectl-dag" README.md "$staging/"
-tar -C "$staging" --owner=0 --group=0 --mtime=@0 --sort=name -cf - kubectl-dag README.md | gzip -n > "$out/$plugin"
+cp "${CARGO_TARGET_DIR:-target}"/release/{kubectl-dag,kubectl_complete-dag} README.md "$staging/"
+tar -C "$staging" --owner=0 --group=0 --mtime=@0 --sort=name -cf - kubectl-dag kubectl_complete-dag README.md |
+  gzip -n > "$out/$plugin"
 plugin_sha=$(sha256sum "$out/$plugin" | cut -d' ' -f1)
 
 echo "== krew manifest" >&2
@@ -63,6 +65,9 @@ spec:
     per step per run and one execution per parameter set: run a Dag with parameters, submit a
     CSV of parameter sets, list runs by Dag and parameters, show a run's step graph, follow step
     logs, cancel and retry runs. Needs the kubedag operator in the cluster.
+  caveats: |
+    For "kubectl dag <TAB>" (kubectl 1.26+), put the completion helper on PATH:
+      ln -s "\${KREW_ROOT:-\$HOME/.krew}/store/dag/v$version/kubectl_complete-dag" "\${KREW_ROOT:-\$HOME/.krew}/bin/"
   platforms:
     - selector:
         matchLabels: {os: $os, arch: $arch}
@@ -70,6 +75,7 @@ spec:
       sha256: $plugin_sha
       files:
         - {from: kubectl-dag, to: .}
+        - {from: kubectl_complete-dag, to: .}
         - {from: README.md, to: .}
       bin: kubectl-dag
 YAML
@@ -84,6 +90,7 @@ check "sha256: $(sha256sum "$out/$plugin" | cut -d' ' -f1)" "$out/dag.yaml"
 check "uri: $base_url/$plugin" "$out/dag.yaml"
 listing=$(tar -tzf "$out/$plugin")
 check -x kubectl-dag <<<"$listing"
+check -x kubectl_complete-dag <<<"$listing"
 tar -xOzf "$out/$plugin" kubectl-dag > "$staging/check" && chmod +x "$staging/check" && "$staging/check" --help >/dev/null
 helm lint --strict "$out/kubedag-$chart_version.tgz" >&2
 chart=$(helm show chart "$out/kubedag-$chart_version.tgz")

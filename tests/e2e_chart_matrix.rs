@@ -98,12 +98,75 @@ fn expect_per_file(file: &str, docs: &[serde_yaml::Value]) {
     let kinds: BTreeSet<&str> = docs.iter().map(kind).collect();
     let has = |k: &str| kinds.contains(k);
     let name = file.rsplit('/').next().unwrap();
+    let pod = |path: &[&str]| {
+        let deployment = docs.iter().find(|d| kind(d) == "Deployment").expect("a Deployment");
+        let mut full = vec!["spec", "template"];
+        full.extend_from_slice(path);
+        field(deployment, &full).cloned().unwrap_or_default()
+    };
+    let operator = |key: &str| pod(&["spec", "containers"])[0][key].clone();
     match name {
-        "default-values.yaml" => assert!(
-            has("CustomResourceDefinition") && has("ClusterRole") && !has("PodDisruptionBudget"),
-            "{file}: {kinds:?}"
-        ),
-        "ha-values.yaml" => assert!(has("PodDisruptionBudget"), "{file}: {kinds:?}"),
+        "default-values.yaml" => {
+            assert!(
+                has("CustomResourceDefinition") && has("ClusterRole") && !has("PodDisruptionBudget"),
+                "{file}: {kinds:?}"
+            );
+            let chart = std::fs::read_to_string(format!("{ROOT}/{CHART}/Chart.yaml")).unwrap();
+            let chart: serde_yaml::Value = serde_yaml::from_str(&chart).unwrap();
+            let app_version = chart["appVersion"].as_str().unwrap();
+            let image = format!("kubedag.local/kubedag:{app_version}");
+            assert_eq!(
+                operator("image").as_str(),
+                Some(image.as_str()),
+                "{file}: tag = appVersion"
+            );
+        }
+        "ha-values.yaml" => {
+            assert!(has("PodDisruptionBudget"), "{file}: {kinds:?}");
+            let priority = pod(&["spec", "priorityClassName"]);
+            assert_eq!(priority.as_str(), Some("system-cluster-critical"), "{file}");
+            let spread = pod(&["spec", "topologySpreadConstraints"]);
+            let selector = &spread[0]["labelSelector"]["matchLabels"]["app.kubernetes.io/name"];
+            assert_eq!(
+                selector.as_str(),
+                Some("kubedag"),
+                "{file}: spread over this release's pods"
+            );
+        }
+        "extras-values.yaml" => {
+            let args = operator("args");
+            let args: Vec<&str> = args.as_sequence().unwrap().iter().filter_map(|a| a.as_str()).collect();
+            assert!(
+                args.contains(&"--missing-job-grace-seconds=30"),
+                "{file}: extraArgs in {args:?}"
+            );
+            let env = operator("env");
+            let env = env.as_sequence().unwrap();
+            assert!(
+                env.iter().any(|e| e["name"] == "TZ" && e["value"] == "UTC"),
+                "{file}: extraEnv"
+            );
+            assert_eq!(
+                pod(&["metadata", "labels", "team"]).as_str(),
+                Some("astro"),
+                "{file}: podLabels"
+            );
+            assert_eq!(
+                operator("image").as_str(),
+                Some("registry.example.com/kubedag:0.1.0"),
+                "{file}"
+            );
+            let account = docs
+                .iter()
+                .find(|d| kind(d) == "ServiceAccount")
+                .expect("a ServiceAccount");
+            let automount = field(account, &["automountServiceAccountToken"]).and_then(|v| v.as_bool());
+            assert_eq!(
+                automount,
+                Some(false),
+                "{file}: serviceAccount.automountServiceAccountToken"
+            );
+        }
         "minimal-values.yaml" => assert!(
             !has("CustomResourceDefinition") && !has("ValidatingWebhookConfiguration") && !has("ServiceAccount"),
             "{file}: {kinds:?}"

@@ -235,7 +235,7 @@ async fn submit_creates_one_run_per_line_and_reports_duplicates_naming_the_exist
 
 #[tokio::test]
 #[ignore = "needs the local cluster: make test"]
-async fn list_get_and_logs_show_finished_runs() {
+async fn list_get_graph_and_logs_show_finished_runs() {
     let env = TestEnv::new("cli-show").await;
     env.create::<Dag>(&dag(
         "pipeline",
@@ -336,6 +336,28 @@ async fn list_get_and_logs_show_finished_runs() {
         1,
         "{followed:?}"
     );
+    // graph: a run's steps by phase (Mermaid), a Dag's plain (Graphviz), an unknown name refused.
+    let drawn = kubectl_dag(&env, &["graph", m31]).await;
+    assert_eq!(drawn.code, 0, "{drawn:?}");
+    for part in [
+        "flowchart TD\n",
+        "s0[\"fetch · Succeeded\"]",
+        "s1[\"calibrate · Succeeded\"]",
+        "s0 --> s1\n",
+    ] {
+        assert!(drawn.stdout.contains(part), "{part} missing: {drawn:?}");
+    }
+    let dot = kubectl_dag(&env, &["graph", "pipeline", "-o", "dot"]).await;
+    assert_eq!(dot.code, 0, "{dot:?}");
+    assert!(
+        dot.stdout.starts_with("digraph dag {") && dot.stdout.contains("s0 -> s1"),
+        "{dot:?}"
+    );
+    assert!(!dot.stdout.contains("Succeeded"), "a Dag has no phases: {dot:?}");
+    let nothing = kubectl_dag(&env, &["graph", "no-such"]).await;
+    assert_ne!(nothing.code, 0, "{nothing:?}");
+    assert!(nothing.stderr.contains("no DagRun or Dag \"no-such\""), "{nothing:?}");
+
     let unknown = kubectl_dag(&env, &["logs", m31, "nosuch"]).await;
     assert_ne!(unknown.code, 0, "{unknown:?}");
     assert!(
@@ -386,7 +408,7 @@ async fn kubectl_complete(words: &[&str]) -> String {
 
 #[tokio::test]
 #[ignore = "needs the local cluster: make test"]
-async fn applied_runs_are_labelled_paged_and_complete_by_name() {
+async fn applied_runs_are_labelled_paged_listed_everywhere_watched_and_complete_by_name() {
     let env = TestEnv::new("cli-pages").await;
     env.create::<Dag>(&dag("paged", "", r#"[{name: a, script: "true"}]"#))
         .await;
@@ -416,12 +438,118 @@ async fn applied_runs_are_labelled_paged_and_complete_by_name() {
     seen.extend(rest.lines_containing("paged-"));
     assert_eq!(seen.len(), 3, "two pages hold the 3 runs once each: {first:?} {rest:?}");
 
+    // -A with a server-side selector: the runs appear under their namespace's heading.
+    let everywhere = kubectl_dag(&env, &["list", "-A", "-l", "kubedag.io/dag=paged"]).await;
+    assert_eq!(everywhere.code, 0, "{everywhere:?}");
+    let heading = format!("Dag {}/paged (3 runs)", env.ns);
+    assert!(everywhere.stdout.lines().any(|l| l == heading), "{everywhere:?}");
+
+    // -w: after the list, one line per change; a run created meanwhile shows up.
+    let mut watching = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-dag"))
+        .args(["-n", &env.ns, "list", "paged", "-w"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start kubectl-dag list -w");
+    let mut watched = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(watching.stdout.take().unwrap()));
+    env.create::<DagRun>(&common::run_yaml("paged-d", "paged", &[("file", "d")]))
+        .await;
+    let seen = tokio::time::timeout(common::WAIT, async {
+        while let Some(line) = watched.next_line().await.unwrap() {
+            if line.starts_with("paged-d ") {
+                return line;
+            }
+        }
+        panic!("list -w ended without showing paged-d");
+    })
+    .await
+    .expect("list -w shows the new run");
+    assert!(seen.contains("file=d"), "{seen}");
+    watching.kill().await.unwrap();
+
     let completions = kubectl_complete(&["get", "-n", &env.ns, "paged-"]).await;
     let names: Vec<&str> = completions
         .lines()
         .map(|l| l.split('\t').next().unwrap_or(""))
         .collect();
-    assert_eq!(names, ["paged-a", "paged-b", "paged-c", ":4"], "{completions}");
+    assert_eq!(
+        names,
+        ["paged-a", "paged-b", "paged-c", "paged-d", ":4"],
+        "{completions}"
+    );
     let dags = kubectl_complete(&["run", "-n", &env.ns, "pa"]).await;
     assert!(dags.starts_with("paged\tDag\n"), "{dags}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: make test"]
+async fn logs_follow_streams_a_running_run_step_by_step_and_exits_when_it_ends() {
+    use tokio::io::AsyncBufReadExt;
+
+    let env = TestEnv::new("cli-follow").await;
+    // Three sequential steps; the second fails its first attempt, so its retry is labelled.
+    let steps = concat!(
+        r#"[{name: a, script: "for i in 1 2 3; do echo a line $i; sleep 1; done"}, "#,
+        r#"{name: b, depends: [a], retry: {limit: 1}, script: "case $HOSTNAME in *-b-1-*) echo b fails; exit 1;; esac; for i in 1 2 3; do echo b line $i; sleep 1; done"}, "#,
+        r#"{name: c, depends: [b], script: "echo c line 1; sleep 1; echo c line 2"}]"#
+    );
+    env.create::<Dag>(&dag("seq", "", steps)).await;
+    let started = kubectl_dag(&env, &["run", "seq", "-p", "file=x"]).await;
+    assert_eq!(started.code, 0, "{started:?}");
+    let name = started.field("Name");
+
+    let mut follower = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-dag"))
+        .args(["-n", &env.ns, "logs", &name, "-f"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start kubectl-dag logs -f");
+    let mut stdout = tokio::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    let followed = async {
+        let mut lines = Vec::new();
+        while let Some(line) = stdout.next_line().await.expect("read the followed logs") {
+            if lines.is_empty() {
+                // The first line arrives while the run still runs: it is streamed, not read at the end.
+                let run = env.api::<DagRun>().get(&name).await.unwrap();
+                let phase = run.status.map(|s| s.phase).unwrap_or_default();
+                assert!(
+                    !phase.is_terminal(),
+                    "the first line came only after the run ended {phase:?}"
+                );
+            }
+            lines.push(line);
+        }
+        let status = follower.wait().await.expect("wait for kubectl-dag logs -f");
+        (lines, status)
+    };
+    let (lines, status) = tokio::time::timeout(common::WAIT, followed)
+        .await
+        .expect("logs -f exits when the run ends");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut follower.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}, stderr: {stderr}");
+    let run = env.api::<DagRun>().get(&name).await.unwrap();
+    assert_eq!(
+        run.status.map(|s| s.phase),
+        Some(RunPhase::Succeeded),
+        "logs -f exited before the run ended"
+    );
+    assert_eq!(
+        lines,
+        [
+            "[a] a line 1",
+            "[a] a line 2",
+            "[a] a line 3",
+            "[b] b fails",
+            "[b#2] b line 1",
+            "[b#2] b line 2",
+            "[b#2] b line 3",
+            "[c] c line 1",
+            "[c] c line 2",
+        ],
+        "stderr: {stderr}"
+    );
 }

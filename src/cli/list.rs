@@ -92,7 +92,6 @@ fn server_scope(request: &ListRequest) -> RunScope {
             None => by_dag,
         });
     }
-    scope.continue_token = request.scope.continue_token.clone();
     scope
 }
 

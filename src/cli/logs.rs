@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, LogParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -18,11 +19,10 @@ use crate::api::{DagRun, labels};
 use super::cluster::Cluster;
 use super::error::CliError;
 use super::output::{emit_line, warn};
+use super::progress::Progress;
 use super::steps;
 use super::style::{Style, step_color};
 
-/// How often `-f` looks for new step pods.
-const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long `-f` lets open log streams drain after the run finished.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -72,64 +72,131 @@ pub async fn follow_until_finished(
 ) -> Result<ExitCode, CliError> {
     let run: DagRun = cluster.get("DagRun", run_name).await?;
     check_step(&run, step)?;
-    follow_while_waiting(cluster, &run, step, |_| {}).await?;
+    follow_while_waiting(cluster, &run, step, &Progress::quiet(), |_| {}).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Streams the step logs (of all steps, or of `step`) while waiting for the run to finish;
-/// `on_change` sees each version of the run. Returns the finished run.
+/// Streams the step logs (of all steps, or of `step`) while waiting for the run to finish,
+/// printing through `out` so a live progress line is not torn; `on_change` sees each version of
+/// the run. Returns the finished run once every log stream has ended.
 pub async fn follow_while_waiting(
     cluster: &Cluster,
     run: &DagRun,
     step: Option<&str>,
+    out: &Progress,
     on_change: impl FnMut(&DagRun),
 ) -> Result<DagRun, CliError> {
-    let (finished_tx, finished_rx) = watch::channel(false);
+    let (finished_tx, finished_rx) = watch::channel(None);
     let name = run.name_any();
     let waiting = async {
+        // Owned by this future: on an error it is dropped here, which stops the follower at once.
+        let finished_tx = finished_tx;
         let finished = super::watch::until_finished(cluster, &name, on_change).await;
-        let _ = finished_tx.send(true);
+        if let Ok(run) = &finished {
+            let _ = finished_tx.send(Some(run.clone()));
+        }
         finished
     };
-    let (finished, ()) = tokio::join!(waiting, follow(cluster, run, step, finished_rx));
+    let (finished, ()) = tokio::join!(waiting, follow(cluster, run, step, out, finished_rx));
     finished
 }
 
-/// Streams the logs of the run's step pods as they start, until `finished` turns true and the
-/// open streams have ended.
-async fn follow(cluster: &Cluster, run: &DagRun, step: Option<&str>, mut finished: watch::Receiver<bool>) {
-    let api: Api<Pod> = cluster.api();
-    let style = Style::stdout();
-    let mut streamed: HashSet<String> = HashSet::new();
-    let mut streams = JoinSet::new();
-    loop {
-        // Read the flag before listing, so the last listing sees every pod of a finished run.
-        let done = *finished.borrow_and_update();
-        match pods_of(cluster, run, step).await {
-            Ok(pods) => {
-                for pod in pods.iter().filter(|p| has_started(p)) {
-                    if streamed.insert(pod.name_any()) {
-                        streams.spawn(stream_pod(api.clone(), pod.name_any(), prefix_of(pod, style)));
-                    }
+/// Streams the log of each of the run's step pods from the moment the pod watch shows its
+/// container started, until `finished` holds the finished run and the open streams have ended.
+async fn follow(
+    cluster: &Cluster,
+    run: &DagRun,
+    step: Option<&str>,
+    out: &Progress,
+    mut finished: watch::Receiver<Option<DagRun>>,
+) {
+    let mut streams = PodStreams::new(cluster.api(), out.clone());
+    let config = watcher::Config::default().labels(&selector(run, step));
+    let mut pods = pin!(
+        watcher(cluster.api::<Pod>(), config)
+            .default_backoff()
+            .applied_objects()
+    );
+    let mut failing = false;
+    let last = loop {
+        tokio::select! {
+            changed = finished.changed() => {
+                if changed.is_err() {
+                    streams.abort();
+                    return;
+                }
+                if let Some(run) = finished.borrow_and_update().clone() {
+                    break run;
                 }
             }
-            Err(e) => warn(&e.to_string()),
+            Some(pod) = pods.next() => match pod {
+                Ok(pod) => {
+                    failing = false;
+                    streams.start(&pod);
+                }
+                // The watcher retries with backoff; say so once per streak of failures.
+                Err(e) if !failing => {
+                    failing = true;
+                    out.suspend(|| warn(&format!("watching the pods of DagRun {:?} failed, retrying: {e}", run.name_any())));
+                }
+                Err(_) => {}
+            },
         }
-        if done {
-            break;
-        }
-        tokio::select! {
-            changed = finished.changed() => if changed.is_err() { break },
-            () = tokio::time::sleep(POLL_INTERVAL) => {}
+    };
+    // The run's end and its pods' last changes come on different watches: a last listing starts
+    // the streams of pods whose start the pod watch has not shown yet.
+    match pods_of(cluster, &last, step).await {
+        Ok(pods) => pods.iter().for_each(|pod| streams.start(pod)),
+        Err(e) => out.suspend(|| warn(&e.to_string())),
+    }
+    streams.drain().await;
+}
+
+/// The log streams being followed, one per started pod.
+struct PodStreams {
+    api: Api<Pod>,
+    out: Progress,
+    style: Style,
+    followed: HashSet<String>,
+    tasks: JoinSet<()>,
+}
+
+impl PodStreams {
+    fn new(api: Api<Pod>, out: Progress) -> PodStreams {
+        PodStreams {
+            api,
+            out,
+            style: Style::stdout(),
+            followed: HashSet::new(),
+            tasks: JoinSet::new(),
         }
     }
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while streams.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        warn("some log streams were still open after the run finished; stopped following them");
+
+    /// Starts following the pod's log once its container has started; once per pod.
+    fn start(&mut self, pod: &Pod) {
+        if has_started(pod) && self.followed.insert(pod.name_any()) {
+            let prefix = prefix_of(pod, self.style);
+            self.tasks
+                .spawn(stream_pod(self.api.clone(), pod.name_any(), prefix, self.out.clone()));
+        }
+    }
+
+    /// Waits for the streams to end (the kubelet ends them when the containers exit).
+    async fn drain(mut self) {
+        let drained =
+            tokio::time::timeout(DRAIN_TIMEOUT, async { while self.tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            self.out
+                .suspend(|| warn("some log streams were still open after the run finished; stopped following them"));
+        }
+    }
+
+    fn abort(mut self) {
+        self.tasks.abort_all();
     }
 }
 
-async fn stream_pod(api: Api<Pod>, pod: String, prefix: String) {
+async fn stream_pod(api: Api<Pod>, pod: String, prefix: String, out: Progress) {
     let params = LogParams {
         follow: true,
         ..Default::default()
@@ -137,7 +204,7 @@ async fn stream_pod(api: Api<Pod>, pod: String, prefix: String) {
     let reader = match api.log_stream(&pod, &params).await {
         Ok(reader) => reader,
         Err(e) => {
-            warn(&CliError::kube(format!("cannot follow the logs of pod {pod}"))(e).to_string());
+            out.suspend(|| warn(&CliError::kube(format!("cannot follow the logs of pod {pod}"))(e).to_string()));
             return;
         }
     };
@@ -145,12 +212,12 @@ async fn stream_pod(api: Api<Pod>, pod: String, prefix: String) {
     while let Some(line) = lines.next().await {
         match line {
             Ok(line) => {
-                if emit_line(&format!("{prefix}{line}")).is_err() {
+                if out.print_line(&format!("{prefix}{line}")).is_err() {
                     return;
                 }
             }
             Err(e) => {
-                warn(&format!("the log stream of pod {pod} broke: {e}"));
+                out.suspend(|| warn(&format!("the log stream of pod {pod} broke: {e}")));
                 return;
             }
         }
@@ -176,13 +243,9 @@ fn check_step(run: &DagRun, step: Option<&str>) -> Result<(), CliError> {
 
 /// The run's step pods (optionally of one step), in dependency order, then by attempt.
 async fn pods_of(cluster: &Cluster, run: &DagRun, step: Option<&str>) -> Result<Vec<Pod>, CliError> {
-    let mut selector = format!("{}={}", labels::RUN, run.name_any());
-    if let Some(step) = step {
-        selector.push_str(&format!(",{}={step}", labels::STEP));
-    }
     let mut pods = cluster
         .api::<Pod>()
-        .list(&ListParams::default().labels(&selector))
+        .list(&ListParams::default().labels(&selector(run, step)))
         .await
         .map_err(CliError::kube(format!(
             "cannot list the pods of DagRun {:?}",
@@ -204,6 +267,15 @@ async fn pods_of(cluster: &Cluster, run: &DagRun, step: Option<&str>) -> Result<
         )
     });
     Ok(pods)
+}
+
+/// The label selector of the run's step pods, or of one step's.
+fn selector(run: &DagRun, step: Option<&str>) -> String {
+    let mut selector = format!("{}={}", labels::RUN, run.name_any());
+    if let Some(step) = step {
+        selector.push_str(&format!(",{}={step}", labels::STEP));
+    }
+    selector
 }
 
 /// Whether the pod's container has run (logs exist).

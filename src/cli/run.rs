@@ -98,31 +98,40 @@ fn identity(run: &DagRun, computed_hash: &str) -> String {
 
 /// Waits for the run to finish, showing its progress on stderr and, with `follow`, its step logs.
 async fn wait(cluster: &Cluster, run: &DagRun, follow: bool) -> Result<DagRun, CliError> {
-    // Live progress would be torn apart by log lines, so with --follow progress goes line by line.
-    let mut progress = if follow {
-        Progress::new(Mode::Lines)
-    } else {
-        Progress::on_stderr(Mode::Lines)
-    };
+    let progress = Progress::new(Mode::for_stderr(Mode::Lines));
     let style = Style::stderr();
-    let show = |r: &DagRun| progress.update(&progress_line(r, style));
-    if follow {
-        logs::follow_while_waiting(cluster, run, None, show).await
+    let show = |r: &DagRun| show_progress(&progress, r, style);
+    let finished = if follow {
+        logs::follow_while_waiting(cluster, run, None, &progress, show).await
     } else {
         watch::until_finished(cluster, &run.name_any(), show).await
+    };
+    progress.finish();
+    finished
+}
+
+/// A bar of the steps done once the operator counts them, a spinner before.
+fn show_progress(progress: &Progress, run: &DagRun, style: Style) {
+    let (status, steps) = progress_status(run, style);
+    match steps {
+        Some((done, total)) => {
+            progress.set_total(total, "steps done");
+            progress.update(done, &status);
+        }
+        None => progress.set_status(&status),
     }
 }
 
-/// `img-x7k2p: Running, 1/3 steps done`; it changes only when the run does, so a line per change
-/// (off a terminal) has no repeats.
-fn progress_line(run: &DagRun, style: Style) -> String {
+/// `img-x7k2p: Running` and, from the run's `done/total` progress, the steps done of all.
+fn progress_status(run: &DagRun, style: Style) -> (String, Option<(u64, u64)>) {
     let status = run.status.clone().unwrap_or_default();
     let phase = status.phase.as_str();
-    let mut line = format!("{}: {}", run.name_any(), style.paint(phase_color(phase), phase));
-    if let Some(progress) = status.progress {
-        line.push_str(&format!(", {progress} steps done"));
-    }
-    line
+    let line = format!("{}: {}", run.name_any(), style.paint(phase_color(phase), phase));
+    let steps = status.progress.as_deref().and_then(|progress| {
+        let (done, total) = progress.split_once('/')?;
+        Some((done.parse().ok()?, total.parse().ok()?))
+    });
+    (line, steps)
 }
 
 /// 0 for a Succeeded run, 1 for any other end.
@@ -194,15 +203,24 @@ mod tests {
     }
 
     #[test]
-    fn progress_line_shows_phase_and_steps() {
+    fn progress_shows_phase_and_steps_done() {
         let running = run_with(Some(DagRunStatus {
             phase: RunPhase::Running,
             progress: Some("1/3".into()),
             ..Default::default()
         }));
         assert_eq!(
-            progress_line(&running, Style::PLAIN),
-            "img-x7k2p: Running, 1/3 steps done"
+            progress_status(&running, Style::PLAIN),
+            ("img-x7k2p: Running".to_string(), Some((1, 3)))
+        );
+        let odd = run_with(Some(DagRunStatus {
+            progress: Some("?".into()),
+            ..Default::default()
+        }));
+        assert_eq!(progress_status(&odd, Style::PLAIN).1, None);
+        assert_eq!(
+            progress_status(&run_with(None), Style::PLAIN),
+            ("img-x7k2p: Pending".to_string(), None)
         );
     }
 }

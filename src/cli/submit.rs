@@ -84,7 +84,7 @@ pub async fn submit(cluster: &Cluster, request: SubmitRequest<'_>) -> Result<Exi
     let planned = dedupe::plan(&dag, &existing, lines);
     let total = planned.len();
     let style = Style::stdout();
-    let mut progress = Progress::on_stderr(Mode::Quiet);
+    let progress = Progress::counting(Mode::for_stderr(Mode::Quiet), total as u64, "lines");
     let mut tally = Tally::default();
     // Run names by the line that created them, to name the run an in-file duplicate repeats.
     let mut created_by_line: HashMap<u64, String> = HashMap::new();
@@ -101,11 +101,10 @@ pub async fn submit(cluster: &Cluster, request: SubmitRequest<'_>) -> Result<Exi
             created_by_line.insert(planned.line.line, run.clone());
         }
         tally.count(&outcome);
-        progress.clear();
-        emit_line(&report_line(&planned, &outcome, request.dry_run, style))?;
-        progress.update(&format!("{}/{total} lines: {}", tally.total(), tally.summary()));
+        progress.print_line(&report_line(&planned, &outcome, request.dry_run, style))?;
+        progress.update(tally.total() as u64, &tally.summary());
     }
-    drop(progress);
+    progress.finish();
     let dry = if request.dry_run {
         " (dry run: nothing was created)"
     } else {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::clock::{log, now};
 use crate::config::Config;
 use crate::pod_baseline::{self, PodBaselineResult};
-use crate::recorder::{JobRec, Recorder, Recording};
+use crate::recorder::{Recorder, Recording};
 use crate::shapes::{dagruns, run_object};
 use crate::sim_node::SIM_LABEL;
 use crate::stats::{Dist, ms_dist, rates, round2};
@@ -130,15 +130,7 @@ pub async fn baseline(client: &Client, cfg: &Config) -> Res<BaselineResult> {
         log(format!("baseline: {errors} creates failed"));
     }
     wait_jobs_complete(&recording.rec, "c-", n - errors, 600.0).await;
-    let mut create_only_times: Vec<f64> = recording
-        .rec
-        .jobs
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(name, _)| name.starts_with("c-"))
-        .map(|(_, j)| j.added)
-        .collect();
+    let mut create_only_times: Vec<f64> = recording.rec.jobs_named("c-").iter().map(|j| j.added).collect();
     let (create_only_rate, _) = rates(&mut create_only_times);
 
     // Phase 2: each Job create followed by a status write.
@@ -169,14 +161,7 @@ pub async fn baseline(client: &Client, cfg: &Config) -> Res<BaselineResult> {
     }
     wait_jobs_complete(&recording.rec, "s-", ok.len(), 600.0).await;
     let rec = recording.stop();
-    let phase2: Vec<JobRec> = rec
-        .jobs
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(name, _)| name.starts_with("s-"))
-        .map(|(_, j)| j.clone())
-        .collect();
+    let phase2 = rec.jobs_named("s-");
     let mut added: Vec<f64> = phase2.iter().map(|j| j.added).collect();
     let (with_status_rate, _) = rates(&mut added);
     let first = added.first().copied().unwrap_or(0.0);

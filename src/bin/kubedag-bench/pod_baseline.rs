@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::baseline::{baseline_job, wait_jobs_complete};
 use crate::clock::{log, now};
 use crate::config::Config;
-use crate::recorder::{JobRec, Recording, Unit};
+use crate::recorder::{Recording, Unit};
 use crate::stats::{Dist, ms_dist, rates, round2};
 use crate::{BoxError, Res};
 
@@ -69,14 +69,7 @@ pub async fn pods(client: &Client, cfg: &Config, ns: &str) -> Res<PodBaselineRes
     }
     wait_jobs_complete(&recording.rec, "p-", ok.len(), 600.0).await;
     let rec = recording.stop();
-    let pods: Vec<JobRec> = rec
-        .jobs
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(name, _)| name.starts_with("p-"))
-        .map(|(_, p)| p.clone())
-        .collect();
+    let pods = rec.jobs_named("p-");
     let mut added: Vec<f64> = pods.iter().map(|p| p.added).collect();
     let (rate, _) = rates(&mut added);
     let first = added.first().copied().unwrap_or(0.0);

@@ -57,10 +57,16 @@ pub struct Recorder {
 impl Recorder {
     /// Jobs named `prefix*` seen Complete or Failed.
     pub fn jobs_done(&self, prefix: &str) -> usize {
+        self.jobs_named(prefix).iter().filter(|j| j.complete.is_some()).count()
+    }
+
+    /// A copy of the records of the Jobs (or Pods) named `prefix*`, in no particular order.
+    pub fn jobs_named(&self, prefix: &str) -> Vec<JobRec> {
         let jobs = self.jobs.lock().unwrap();
         jobs.iter()
-            .filter(|(name, j)| name.starts_with(prefix) && j.complete.is_some())
-            .count()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, j)| j.clone())
+            .collect()
     }
 
     /// Runs seen in a terminal phase.
