@@ -29,7 +29,7 @@ fn operator_args() -> Vec<&'static str> {
 
 fn dag(name: &str) -> String {
     format!(
-        "apiVersion: kubedag.io/v1alpha1\nkind: Dag\nmetadata: {{name: {name}}}\nspec:\n  params: [{{name: file}}, {{name: size}}]\n  duplicatePolicy: Allow\n  steps:\n    - {{name: work, image: {STEP_IMAGE}, command: [sh, -c, 'echo $(file) $(size)']}}\n"
+        "apiVersion: kubedag.io/v1alpha1\nkind: Dag\nmetadata: {{name: {name}}}\nspec:\n  params: [{{name: file}}, {{name: size}}]\n  duplicatePolicy: Allow\n  maxActiveRuns: 2\n  steps:\n    - {{name: work, image: {STEP_IMAGE}, command: [sh, -c, 'echo $(file) $(size)']}}\n"
     )
 }
 
