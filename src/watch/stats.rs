@@ -3,9 +3,10 @@
 //! [`FIELD_MANAGER`]; the operator creates that ConfigMap (owner, labels) and only reads `data`,
 //! folding it into the trigger's `status`. So no field has two writers.
 //!
-//! Counts are cumulative across watcher restarts: a new watcher starts from the last report. A
-//! run created in the instant between its create and the next report of a killed watcher is
-//! counted as skipped by the next watcher (its run existed), never twice.
+//! Counts are cumulative across watcher restarts: `submitted` is the ledger's size plus every
+//! entry ever trimmed from it, so it is exact however a watcher stops (each input is recorded
+//! once, including one whose run a killed watcher created but had not recorded); a new watcher
+//! starts from the last report's `trimmed` and `skipped`.
 
 use std::collections::BTreeMap;
 
@@ -23,8 +24,10 @@ pub const FIELD_MANAGER: &str = "kubedag-watcher";
 /// malformed value reads as its default).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WatcherStats {
-    /// Runs created, ever.
+    /// Inputs submitted, ever: ledger entries now plus `trimmed`.
     pub submitted: u64,
+    /// Ledger entries trimmed, ever (inputs gone from the source).
+    pub trimmed: u64,
     /// Inputs already submitted seen again and not resubmitted.
     pub skipped: u64,
     /// Unix seconds of the last complete scan.
@@ -49,6 +52,7 @@ impl WatcherStats {
         let text = |k: &str| data.get(k).filter(|v| !v.is_empty()).cloned();
         WatcherStats {
             submitted: num("submitted"),
+            trimmed: num("trimmed"),
             skipped: num("skipped"),
             last_scan: int("lastScan"),
             last_submit: int("lastSubmit"),
@@ -65,6 +69,7 @@ impl WatcherStats {
         let opt = |v: &Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
         [
             ("submitted", self.submitted.to_string()),
+            ("trimmed", self.trimmed.to_string()),
             ("skipped", self.skipped.to_string()),
             ("lastScan", opt(&self.last_scan)),
             ("lastSubmit", opt(&self.last_submit)),
@@ -79,10 +84,13 @@ impl WatcherStats {
         .collect()
     }
 
-    /// This report after a process that started from `self` reached `process`.
+    /// This report after a process that started from `self` reached `process`. `submitted`
+    /// never goes down (a process that has not loaded the ledger yet reports 0 entries).
     pub fn continued(&self, process: &Stats, generation: Option<i64>) -> WatcherStats {
+        let trimmed = self.trimmed + process.trimmed;
         WatcherStats {
-            submitted: self.submitted + process.submitted,
+            submitted: self.submitted.max(process.ledger as u64 + trimmed),
+            trimmed,
             skipped: self.skipped + process.skipped,
             last_scan: process.last_scan.or(self.last_scan),
             last_submit: process.last_submit.or(self.last_submit),
@@ -149,10 +157,16 @@ mod tests {
             submitted: 80,
             skipped: 1,
             last_scan: Some(90),
+            ledger: 190,
+            trimmed: 5,
             ..Default::default()
         };
+        // 190 in the ledger + 5 trimmed now + 5 trimmed before (whatever this process created).
+        let before = WatcherStats { trimmed: 5, ..before };
         let after = before.continued(&process, Some(2));
-        assert_eq!((after.submitted, after.skipped), (200, 4));
+        assert_eq!((after.submitted, after.trimmed, after.skipped), (200, 10, 4));
+        let unloaded = after.continued(&Stats::default(), Some(2));
+        assert_eq!(unloaded.submitted, 200, "never down");
         assert_eq!(after.last_run.as_deref(), Some("t-abc"));
         assert_eq!(after.last_error, None);
         assert_eq!((after.last_scan, after.generation), (Some(90), Some(2)));

@@ -18,6 +18,9 @@ use super::submit::{RunTemplate, Submitted};
 use crate::api::DagRun;
 use crate::engine::trigger::{input_request_id, input_run_name};
 
+/// Longest time between reports while a batch of inputs is being submitted.
+const REPORT_EVERY: Duration = Duration::from_secs(2);
+
 /// How the loop runs.
 #[derive(Clone, Debug)]
 pub struct WatchConfig {
@@ -47,6 +50,8 @@ pub struct Stats {
     pub settling: usize,
     /// Entries in the ledger.
     pub ledger: usize,
+    /// Ledger entries this process trimmed (inputs gone from the source).
+    pub trimmed: u64,
     /// The last run this process created, and when (unix seconds).
     pub last_run: Option<String>,
     pub last_submit: Option<i64>,
@@ -77,6 +82,7 @@ pub async fn run<S: LedgerStore, R: Report>(
     let mut stats = Stats::default();
     let mut counted_skips: HashSet<String> = ledger.recorded_keys().cloned().collect();
     let mut next_full = tokio::time::Instant::now();
+    let mut last_report = tokio::time::Instant::now();
     tokio::pin!(stop);
     loop {
         let full = tokio::time::Instant::now() >= next_full;
@@ -107,6 +113,12 @@ pub async fn run<S: LedgerStore, R: Report>(
                                 Submitted::Existed(_) => stats.skipped += 1,
                             }
                             counted_skips.insert(keys(f).1);
+                            if last_report.elapsed() >= REPORT_EVERY {
+                                // A long batch reports as it goes.
+                                stats.ledger = ledger.len();
+                                reporter.report(&stats).await;
+                                last_report = tokio::time::Instant::now();
+                            }
                             reporter.submitted(&f.path, &outcome);
                         }
                         Err(e) => {
@@ -118,8 +130,9 @@ pub async fn run<S: LedgerStore, R: Report>(
                 if full && error.is_none() {
                     let present: HashSet<&str> = found.iter().map(|f| f.path.as_str()).collect();
                     let dropped = ledger.trim(&present, now.as_second());
-                    if let Err(e) = store.forget(&ledger, &dropped).await {
-                        error = Some(e.to_string());
+                    match store.forget(&ledger, &dropped).await {
+                        Ok(()) => stats.trimmed += dropped.len() as u64,
+                        Err(e) => error = Some(e.to_string()),
                     }
                 }
                 stats.last_scan = Some(now.as_second());
@@ -133,9 +146,11 @@ pub async fn run<S: LedgerStore, R: Report>(
         if submitted_now && !full {
             // Counts reach the trigger's status soon after the runs do.
             reporter.report(&stats).await;
+            last_report = tokio::time::Instant::now();
         }
         if full || stats.last_error.is_some() {
             reporter.report(&stats).await;
+            last_report = tokio::time::Instant::now();
             next_full = tokio::time::Instant::now() + config.rescan;
         }
         let pause = if stats.settling > 0 {
