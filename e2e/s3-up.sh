@@ -16,14 +16,19 @@
 #   credentials and port (chosen free on first start, kept across restarts),
 #   versitygw.pid and versitygw.log. The root credentials are random, made on
 #   first start (mode 600). e2e/s3-down.sh stops the server (data kept).
-# KUBEDAG_S3_HOST (default 127.0.0.1) is the address it listens on.
+# KUBEDAG_S3_HOST is the address it listens on; default the node address ($NODE_IP, on the
+#   local cluster's bridge) while that exists, so pods reach it too (a bucket DagTrigger's
+#   watcher), else 127.0.0.1. A server listening elsewhere is restarted on it (data kept).
 . "$(dirname "$0")/lib.sh"
 
 SRC="$E2E_SRC/s3"
 MOD=github.com/versity/versitygw
 S3_DIR="$E2E_DIR/s3"
 S3_CACHE="$E2E_CACHE/s3"
-HOST=${KUBEDAG_S3_HOST:-127.0.0.1}
+HOST=${KUBEDAG_S3_HOST:-}
+if [[ -z $HOST ]]; then
+  if ip -4 -o addr show 2>/dev/null | grep -q " inet $NODE_IP/"; then HOST=$NODE_IP; else HOST=127.0.0.1; fi
+fi
 PIDFILE="$S3_DIR/versitygw.pid"
 REGION=us-east-1
 
@@ -83,13 +88,18 @@ if [[ ! -s $S3_DIR/credentials ]]; then
   (umask 077; printf 'ACCESS=%s\nSECRET=%s\n' "kd$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
     "$(head -c 30 /dev/urandom | base64 | tr '+/' '-_')" >"$S3_DIR/credentials")
 fi
-if running && [[ $(readlink "/proc/$(cat "$PIDFILE")/exe") == "$bin" ]]; then
+# Serving our data with this binary on HOST.
+current() {
+  running && [[ $(readlink "/proc/$(cat "$PIDFILE")/exe") == "$bin" ]] &&
+    tr '\0' ' ' <"/proc/$(cat "$PIDFILE")/cmdline" | grep -q -- "--port $HOST:"
+}
+if current; then
   log "versitygw already running (pid $(cat "$PIDFILE"))"
   print_env
   exit 0
 fi
 if running; then
-  log "restarting versitygw (binary changed)"
+  log "restarting versitygw (binary or address changed)"
   "$E2E_SRC/s3-down.sh" --locked
 fi
 

@@ -20,7 +20,9 @@ case $profile in
 esac
 mkdir -p target/image
 out=target/image/kubedag-$tag.tar
-e2e/oci-image.sh --add-binary "$target_dir/$profile/kubedag:/kubedag" --name "kubedag.local/kubedag:$tag" \
+# The CA bundle: a bucket DagTrigger's watcher (this image) verifies https S3 endpoints with it.
+e2e/oci-image.sh --add-binary "$target_dir/$profile/kubedag:/kubedag" \
+  --add /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt --name "kubedag.local/kubedag:$tag" \
   --out "$out" --entrypoint /kubedag --user 65532:65532 --no-gzip >&2
 echo "built $out (kubedag.local/kubedag:$tag)" >&2
 if [[ -S ${KUBEDAG_E2E_DIR:-/var/lib/kubedag-e2e}/containerd/state/containerd.sock ]]; then

@@ -8,8 +8,9 @@ use kubedag::admission::registration::{Endpoint, Registration};
 use kubedag::admission::server::{CertSource, WebhookOptions, install_crypto_provider};
 use std::sync::Arc;
 
-use kubedag::controller::{self, Caps, EventLevel, OperatorConfig};
+use kubedag::controller::{self, Caps, EventLevel, OperatorConfig, WatcherSettings};
 use kubedag::runtime::server::{self, Health};
+use kubedag::runtime::watch_trigger::WatchTriggerOptions;
 use kubedag::runtime::{self, leader};
 
 #[derive(Parser)]
@@ -32,6 +33,28 @@ enum Command {
     /// Print a JSON Schema of Dag and DagRun manifests for editors (the YAML language server:
     /// `# yaml-language-server: $schema=kubedag.schema.json`).
     Schema,
+    /// Watch one directory or bucket DagTrigger and submit a run per new input (what the
+    /// watcher Deployment the operator makes for each such trigger runs).
+    WatchTrigger(WatchTriggerArgs),
+}
+
+#[derive(clap::Args)]
+struct WatchTriggerArgs {
+    /// Namespace of the trigger.
+    #[arg(long, env = "KUBEDAG_TRIGGER_NAMESPACE")]
+    namespace: String,
+    /// Name of the trigger.
+    #[arg(long, env = "KUBEDAG_TRIGGER")]
+    trigger: String,
+    /// Where the trigger's volume is mounted (directory triggers).
+    #[arg(long, env = "KUBEDAG_WATCH_ROOT", default_value = kubedag::runtime::watch_trigger::MOUNT_PATH)]
+    root: std::path::PathBuf,
+    /// Seconds between full re-scans (a directory's inotify events wake it sooner).
+    #[arg(long, env = "KUBEDAG_RESCAN_SECONDS", default_value_t = 30)]
+    rescan_seconds: u32,
+    /// Log format.
+    #[arg(long, env = "KUBEDAG_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 #[derive(clap::Args)]
@@ -69,6 +92,13 @@ struct OperatorArgs {
     /// success) or all (also every step start and end).
     #[arg(long, env = "KUBEDAG_EVENTS", value_enum, default_value_t = EventLevel::Failures)]
     events: EventLevel,
+    /// Image of the watcher Deployment of directory and bucket DagTriggers (the kubedag image;
+    /// the chart sets the operator's own). Unset: such triggers report WatcherNotReady.
+    #[arg(long, env = "KUBEDAG_WATCHER_IMAGE")]
+    watcher_image: Option<String>,
+    /// Seconds between a watcher's full re-scans of its directory or bucket.
+    #[arg(long, env = "KUBEDAG_WATCHER_RESCAN_SECONDS", default_value_t = 30)]
+    watcher_rescan_seconds: u32,
     /// Log format.
     #[arg(long, env = "KUBEDAG_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -186,6 +216,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Crds => print_out(&kubedag::api::crds_yaml()?),
         Command::Schema => print_out(&format!("{:#}\n", kubedag::api::json_schema::manifest_schema())),
+        Command::WatchTrigger(args) => {
+            init_logging(&args.log_format);
+            let client = kube::Client::try_default().await?;
+            let options = WatchTriggerOptions {
+                namespace: args.namespace,
+                trigger: args.trigger,
+                root: args.root,
+                rescan_seconds: args.rescan_seconds,
+            };
+            Ok(kubedag::runtime::watch_trigger::run(client, options).await?)
+        }
         Command::Operator(args) => {
             init_logging(&args.log_format);
             install_crypto_provider();
@@ -203,6 +244,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
                 history_limit: args.history_limit,
                 events: args.events,
+                watcher: WatcherSettings {
+                    image: args.watcher_image.clone(),
+                    rescan_seconds: args.watcher_rescan_seconds,
+                },
             };
             let instance = args.instance.clone().unwrap_or_else(hostname);
             let health = Arc::new(Health::default());

@@ -16,3 +16,4 @@ pub mod certs;
 pub mod checks;
 pub mod registration;
 pub mod server;
+pub mod watcher_runs;

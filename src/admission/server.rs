@@ -13,11 +13,11 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 
-use crate::api::{Dag, DagRun};
+use crate::api::{Dag, DagRun, DagTrigger};
 
 use super::certs::{self, Ca, CertError};
-use super::checks;
 use super::registration::{self, PATH, Registration};
+use super::{checks, watcher_runs};
 
 /// How the webhook gets its certificate.
 #[derive(Clone, Debug)]
@@ -199,6 +199,7 @@ async fn decide(state: &WebhookState, request: &AdmissionRequest<DynamicObject>)
         }
         ("DagRun", Operation::Create) => {
             let run: DagRun = typed(request.object.as_ref())?;
+            check_watcher(state, request, &namespace, &run).await?;
             let dag = find_dag(state, &namespace, &run.spec.dag_ref.name).await;
             let existing = state.runs.state();
             let same_namespace = existing
@@ -219,6 +220,27 @@ fn typed<K: DeserializeOwned>(object: Option<&DynamicObject>) -> Result<K, Strin
     let object = object.ok_or("the admission request carries no object")?;
     let value = serde_json::to_value(object).map_err(|e| e.to_string())?;
     serde_json::from_value(value).map_err(|e| format!("invalid object: {e}"))
+}
+
+/// A run created by a trigger's watcher must be of that trigger's Dag, labelled with it.
+async fn check_watcher(
+    state: &WebhookState,
+    request: &AdmissionRequest<DynamicObject>,
+    namespace: &str,
+    run: &DagRun,
+) -> Result<(), String> {
+    let username = request.user_info.username.as_deref().unwrap_or_default();
+    let Some(trigger) = watcher_runs::watcher_trigger(username, namespace) else {
+        return Ok(());
+    };
+    let api: Api<DagTrigger> = Api::namespaced(state.client.clone(), namespace);
+    match api.get_opt(trigger).await {
+        Ok(Some(t)) => watcher_runs::check_watcher_run(run, trigger, &t.spec.dag_ref.name),
+        Ok(None) => Ok(()),
+        Err(e) => Err(format!(
+            "cannot read DagTrigger {trigger:?} to check its watcher's run: {e}"
+        )),
+    }
 }
 
 /// The Dag from the cache, else from the API server (a Dag applied together with its runs).

@@ -28,13 +28,13 @@ pub async fn watch(cluster: &Cluster, args: WatchArgs) -> Result<ExitCode, CliEr
     cluster.get::<Dag>("Dag", &args.dag).await?;
     let name = args.name.clone().unwrap_or_else(|| format!("{}-watch", args.dag));
     let ledger = args.ledger.clone().unwrap_or_else(|| args.dir.join(DEFAULT_LEDGER));
+    let source = ScanSpec {
+        root: args.dir.clone(),
+        path: String::new(),
+        pattern,
+        recursive: args.recursive,
+    };
     let config = WatchConfig {
-        scan: ScanSpec {
-            root: args.dir.clone(),
-            path: String::new(),
-            pattern,
-            recursive: args.recursive,
-        },
         settle_seconds: args.settle,
         rescan: Duration::from_secs(u64::from(args.rescan.max(1))),
         template: RunTemplate {
@@ -56,6 +56,7 @@ pub async fn watch(cluster: &Cluster, args: WatchArgs) -> Result<ExitCode, CliEr
     };
     watcher::run(
         cluster.api(),
+        &source,
         config,
         FileLedger { path: ledger },
         Terminal::default(),

@@ -45,6 +45,26 @@ pub struct OperatorConfig {
     pub history_limit: usize,
     /// Which Kubernetes Events to publish on DagRuns.
     pub events: EventLevel,
+    /// The watcher Deployments of directory and bucket triggers.
+    pub watcher: WatcherSettings,
+}
+
+/// How the operator runs the watcher of a directory or bucket trigger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatcherSettings {
+    /// The kubedag image the watcher runs; None: watchers are not run (the triggers say so).
+    pub image: Option<String>,
+    /// Seconds between a watcher's full re-scans.
+    pub rescan_seconds: u32,
+}
+
+impl Default for WatcherSettings {
+    fn default() -> Self {
+        WatcherSettings {
+            image: None,
+            rescan_seconds: 30,
+        }
+    }
 }
 
 impl Default for OperatorConfig {
@@ -58,6 +78,7 @@ impl Default for OperatorConfig {
             caps: Caps::default(),
             history_limit: 0,
             events: EventLevel::default(),
+            watcher: WatcherSettings::default(),
         }
     }
 }

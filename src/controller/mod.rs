@@ -46,7 +46,7 @@ pub mod trigger;
 mod workspace;
 
 pub(crate) use completions::Completions;
-pub use context::{Context, DEFAULT_CONCURRENCY, DEFAULT_POD_START_TIMEOUT_SECONDS, OperatorConfig};
+pub use context::{Context, DEFAULT_CONCURRENCY, DEFAULT_POD_START_TIMEOUT_SECONDS, OperatorConfig, WatcherSettings};
 pub use error::Error;
 pub use events::EventLevel;
 pub use gate::Caps;

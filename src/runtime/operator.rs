@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -129,6 +131,15 @@ pub async fn run(
             .get(labels::TRIGGER)
             .map(|name| ObjectRef::<DagTrigger>::new(name).within(&namespace))
     })
+    // ... and when their watcher's Deployment or report changes.
+    .owns(
+        api::<Deployment>(&client, &config.namespace),
+        watcher::Config::default().labels(&format!("app.kubernetes.io/component={}", trigger::objects::COMPONENT)),
+    )
+    .owns(
+        api::<ConfigMap>(&client, &config.namespace),
+        watcher::Config::default().labels(trigger::objects::REPORT_LABEL),
+    )
     .with_config(ControllerConfig::default().concurrency(4))
     .shutdown_on_signal();
     let reporter = Reporter {
@@ -157,6 +168,7 @@ pub async fn run(
         runs: ctx.runs.clone(),
         dags: ctx.dags.clone(),
         runs_synced: runs_synced.clone(),
+        watcher: ctx.config.watcher.clone(),
     });
     tokio::spawn(mark_ready_when_synced(
         ctx.clone(),

@@ -78,6 +78,11 @@ impl Ledger {
         self.entries.is_empty()
     }
 
+    /// Every recorded key.
+    pub fn recorded_keys(&self) -> impl Iterator<Item = &String> {
+        self.entries.keys()
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.entries.contains_key(key)
     }

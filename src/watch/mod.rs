@@ -6,7 +6,8 @@
 //! - [`scan`] lists a directory; [`settle`] holds a file back until its size and mtime are stable;
 //!   [`ledger`] is the pure record of inputs already submitted; [`store`] keeps that ledger in
 //!   ConfigMaps (in the cluster) or in a local file (`kubectl dag watch`); [`submit`] creates the
-//!   run of one input; [`watcher`] ties them into the loop (inotify plus periodic full re-scans).
+//!   run of one input; [`watcher`] ties them into the loop (inotify plus periodic full re-scans)
+//!   over a [`source::Source`]; [`stats`] is what the in-cluster watcher reports to the operator.
 //!
 //! Exactly once: an input's identity (path + size + mtime, or key + etag) hashes to its run's
 //! name. A run is created only for an identity the ledger does not hold, and the identity is
@@ -18,9 +19,26 @@ pub mod bucket;
 pub mod ledger;
 pub mod scan;
 pub mod settle;
+pub mod source;
+pub mod stats;
 pub mod store;
 pub mod submit;
 pub mod watcher;
+
+/// Name of the watcher's ServiceAccount, Role, RoleBinding and Deployment for trigger `trigger`.
+pub fn watcher_name(trigger: &str) -> String {
+    format!("{trigger}-watcher")
+}
+
+/// Name of the ConfigMap the watcher of `trigger` writes its [`stats::WatcherStats`] to.
+pub fn stats_name(trigger: &str) -> String {
+    format!("{trigger}-watcher-stats")
+}
+
+/// Name prefix of the ledger shards of `trigger` (see [`store::ConfigMapLedger`]).
+pub fn ledger_prefix(trigger: &str) -> String {
+    format!("{trigger}-ledger")
+}
 
 /// One input seen by a source: a file in a watched directory or an object in a bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -80,6 +80,9 @@ static IMAGE: OnceCell<()> = OnceCell::const_new();
 
 /// Builds `kubedag.local/kubedag:e2e` from this build's operator binary (debug: no release build)
 /// and imports it into the local cluster's containerd, once per test binary.
+/// The host's CA bundle, copied into the operator image at the same path.
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt";
+
 pub async fn operator_image() {
     IMAGE
         .get_or_init(|| async {
@@ -91,6 +94,9 @@ pub async fn operator_image() {
                 &[
                     "--add-binary",
                     &binary,
+                    // The watcher's S3 client verifies TLS against the system's roots.
+                    "--add",
+                    CA_BUNDLE,
                     "--name",
                     &name,
                     "--out",

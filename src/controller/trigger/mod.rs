@@ -5,11 +5,15 @@
 //! Invariants: level-triggered and idempotent; the tick acted on is recorded in
 //! `status.lastScheduleTime`, written with the trigger's resourceVersion as precondition, so a
 //! stale cache or a restart can at worst re-create a run that exists (AlreadyExists) and never
-//! counts it twice. Directory and bucket sources submit from their watcher (see `crate::watch`);
-//! this reconciler reports their source and the failed runs.
+//! counts it twice. Directory and bucket sources submit from their watcher (`kubedag
+//! watch-trigger`, see `crate::watch`), a Deployment per trigger this reconciler applies
+//! ([`objects`]) and observes; it copies the watcher's report into `status` ([`watched`]).
 
+mod deploy;
+pub mod objects;
 mod schedule;
 mod status;
+pub mod watched;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +25,7 @@ use kube::{Client, ResourceExt};
 
 use crate::api::{Dag, DagRun, DagTrigger, RunPhase, labels};
 
-use super::Error;
+use super::{Error, WatcherSettings};
 
 pub use status::TriggerOutcome;
 
@@ -33,6 +37,8 @@ pub struct TriggerContext {
     pub dags: Store<Dag>,
     /// Set while the DagRun cache holds its complete list (until then a trigger's runs are unknown).
     pub runs_synced: Arc<AtomicBool>,
+    /// How directory and bucket triggers' watchers run.
+    pub watcher: WatcherSettings,
 }
 
 /// Longest wait before a trigger is looked at again (status freshness, clock jumps).
@@ -53,11 +59,24 @@ pub async fn reconcile(trigger: Arc<DagTrigger>, ctx: Arc<TriggerContext>) -> Re
     let outcome = if trigger.spec.schedule.is_some() {
         schedule::act(&ctx.client, &trigger, &runs, dag_exists).await?
     } else {
-        TriggerOutcome::watched(&trigger, dag_exists)
+        watch(&ctx, &trigger, dag_exists).await?
     };
     let requeue = outcome.requeue.min(MAX_REQUEUE);
     status::write(&ctx.client, &trigger, &runs, outcome).await?;
     Ok(Action::requeue(requeue))
+}
+
+/// A directory or bucket trigger: keep its watcher in step with the spec, then report it.
+async fn watch(ctx: &TriggerContext, trigger: &DagTrigger, dag_exists: bool) -> Result<TriggerOutcome, Error> {
+    let image = ctx.watcher.image.as_deref();
+    if let Some(image) = image {
+        deploy::ensure(&ctx.client, trigger, &ctx.watcher, image).await?;
+    }
+    let facts = match image {
+        Some(_) => Some(deploy::observe(&ctx.client, trigger).await?),
+        None => None,
+    };
+    Ok(watched::outcome(trigger, dag_exists, image, facts.as_ref()))
 }
 
 /// Conflicts (a stale cache) retry at once; other errors after a pause.

@@ -11,6 +11,7 @@ use kube::api::PostParams;
 use kube::{Api, Client, ResourceExt};
 
 use crate::api::{DagRun, DagTrigger, DagTriggerStatus, RunPhase};
+use crate::watch::stats::WatcherStats;
 
 use super::{Error, phase};
 
@@ -35,6 +36,9 @@ pub struct TriggerOutcome {
     pub error: Option<(&'static str, String)>,
     /// Reason of a clean `Ready` condition (`Active`, `Suspended`).
     pub ready_reason: &'static str,
+    /// A directory or bucket trigger: its watcher's last report, whose counts and times
+    /// `status` shows as they are (the watcher counts, the operator copies: nothing twice).
+    pub watched: Option<WatcherStats>,
 }
 
 impl TriggerOutcome {
@@ -49,6 +53,7 @@ impl TriggerOutcome {
             submitted_run: None,
             error: None,
             ready_reason: if trigger.spec.suspend { "Suspended" } else { "Active" },
+            watched: None,
         }
     }
 
@@ -67,19 +72,6 @@ impl TriggerOutcome {
         } else {
             self
         }
-    }
-
-    /// A directory or bucket trigger: a watcher submits, the operator reports. The per-trigger
-    /// watcher Deployment is not built yet, so the trigger says so (`WatcherNotReady`).
-    pub fn watched(trigger: &DagTrigger, dag_exists: bool) -> TriggerOutcome {
-        let source = trigger.spec.source_name().unwrap_or("none");
-        let outcome = TriggerOutcome::new(trigger, source).ok(dag_exists);
-        if outcome.error.is_some() {
-            return outcome;
-        }
-        let message =
-            format!("no in-cluster watcher runs {source} sources yet; `kubectl dag watch` watches a local directory");
-        outcome.failing("WatcherNotReady", message, Duration::from_secs(60))
     }
 }
 
@@ -121,6 +113,14 @@ fn fold(old: &DagTriggerStatus, trigger: &DagTrigger, runs: &[Arc<DagRun>], o: &
         s.submitted += 1;
         s.last_run = Some(run.clone());
         s.last_submit_time = o.scanned.map(Time);
+    }
+    if let Some(w) = &o.watched {
+        let time = |t: Option<i64>| t.and_then(|t| Timestamp::from_second(t).ok()).map(Time);
+        s.submitted = w.submitted;
+        s.skipped = w.skipped;
+        s.last_scan_time = time(w.last_scan).or(s.last_scan_time);
+        s.last_submit_time = time(w.last_submit).or(s.last_submit_time);
+        s.last_run = w.last_run.clone().or(s.last_run);
     }
     for run in runs.iter().filter(|r| phase(r) == RunPhase::Failed) {
         let name = run.name_any();
