@@ -503,6 +503,30 @@ pub async fn create_runs(
     ok
 }
 
+/// (status-only JSON bytes, whole-object JSON bytes as served) over the runs of `api`.
+async fn object_sizes(api: &Api<DynamicObject>) -> (Dist, Dist) {
+    let (mut status, mut whole) = (Vec::new(), Vec::new());
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().limit(500);
+        if let Some(t) = &token {
+            params = params.continue_token(t);
+        }
+        let Ok(page) = api.list(&params).await else { break };
+        for run in &page.items {
+            let mut value = serde_json::to_value(run).unwrap_or_default();
+            whole.push(serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(0) as f64);
+            let s = value.get_mut("status").map(|s| s.take()).unwrap_or(Value::Null);
+            status.push(serde_json::to_vec(&s).map(|v| v.len()).unwrap_or(0) as f64);
+        }
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            break;
+        }
+    }
+    (dist(status), dist(whole))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,28 +552,4 @@ mod tests {
         let overlapping = [job(0.0, Some(10.0)), job(1.0, Some(9.0)), job(2.0, None)];
         assert_eq!(max_active(&overlapping), 3);
     }
-}
-
-/// (status-only JSON bytes, whole-object JSON bytes as served) over the runs of `api`.
-async fn object_sizes(api: &Api<DynamicObject>) -> (Dist, Dist) {
-    let (mut status, mut whole) = (Vec::new(), Vec::new());
-    let mut token: Option<String> = None;
-    loop {
-        let mut params = ListParams::default().limit(500);
-        if let Some(t) = &token {
-            params = params.continue_token(t);
-        }
-        let Ok(page) = api.list(&params).await else { break };
-        for run in &page.items {
-            let mut value = serde_json::to_value(run).unwrap_or_default();
-            whole.push(serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(0) as f64);
-            let s = value.get_mut("status").map(|s| s.take()).unwrap_or(Value::Null);
-            status.push(serde_json::to_vec(&s).map(|v| v.len()).unwrap_or(0) as f64);
-        }
-        token = page.metadata.continue_.filter(|t| !t.is_empty());
-        if token.is_none() {
-            break;
-        }
-    }
-    (dist(status), dist(whole))
 }
