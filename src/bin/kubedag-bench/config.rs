@@ -128,7 +128,7 @@ impl Config {
         };
         let scale: f64 = env_or("BENCH_SCALE", 1.0);
         let scaled = |n: f64, min: usize| ((n * scale).round() as usize).max(min);
-        let workloads: String = env_or("BENCH_WORKLOADS", "baseline,a,d,b,c".to_string());
+        let workloads: String = env_or("BENCH_WORKLOADS", "baseline,a,d,b,c,f".to_string());
         let run_id = format!("{:x}", std::process::id() as u64 * 7919 % 0xfffff);
         let node = format!("kubedag-bench-{run_id}");
         let argo_bin: PathBuf = flag("--argo-bin")

@@ -190,7 +190,7 @@ async fn main() {
             "kubedag-bench [--operator-bin PATH] [--argo-bin PATH] [--out-dir DIR]\n\
              kubedag-bench profile-log OPERATOR.LOG...   (count the requests of a kube_client=debug log)\n\
              Benchmarks the kubedag operator against the cluster in KUBECONFIG (see bench/README.md).\n\
-             Environment: BENCH_SCALE, BENCH_WORKLOADS (baseline,a,d,b,c; also f), BENCH_CONCURRENCY, BENCH_CREATE_CONCURRENCY,\n\
+             Environment: BENCH_SCALE, BENCH_WORKLOADS (baseline,a,d,b,c,f), BENCH_CONCURRENCY, BENCH_CREATE_CONCURRENCY,\n\
              BENCH_POD_SECONDS, BENCH_PROFILE=1, BENCH_RUNS_A, BENCH_STEPS_B, BENCH_RUNS_C, BENCH_ITEMS_F,\n\
              BENCH_MAX_RUNNING_JOBS_F, BENCH_BASELINE_JOBS,\n\
              BENCH_WEBHOOK_SAMPLES, BENCH_WORKLOAD_TIMEOUT, BENCH_OPERATOR_ARGS, BENCH_NODE,\n\
