@@ -11,7 +11,7 @@ use crate::argo::Mode;
 pub struct Config {
     /// Multiplies every workload size (1.0 = the sizes).
     pub scale: f64,
-    /// The workloads to run (`baseline`, `a`, `b`, `c`, `d`).
+    /// The workloads to run (`baseline`, `a`, `b`, `c`, `d`, `f`).
     pub workloads: Vec<String>,
     /// The operator's `--concurrency`, and the plain client's parallel requests.
     pub concurrency: u16,
@@ -37,6 +37,10 @@ pub struct Config {
     pub width_b: usize,
     /// Runs of workload (c).
     pub runs_c: usize,
+    /// Items of workload (f)'s one fan-out (`BENCH_ITEMS_F`).
+    pub items_f: usize,
+    /// The operator's `--max-running-jobs` in workload (f) (`BENCH_MAX_RUNNING_JOBS_F`; 0 = no cap).
+    pub max_running_jobs_f: usize,
     /// Jobs per phase of the plain-client baseline.
     pub baseline_jobs: usize,
     /// Dry-run creates of workload (d), each side.
@@ -67,6 +71,21 @@ fn list(s: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// The workloads Argo can run: the shapes it has an equivalent of.
+const ARGO_WORKLOADS: [&str; 3] = ["a", "b", "c"];
+
+/// The Argo workloads named in `s`.
+///
+/// # Panics
+/// On a workload Argo does not run (the fan-out (f) and the webhook (d) are kubedag's only).
+fn argo_workloads(s: &str) -> Vec<String> {
+    let keys = list(s);
+    if let Some(other) = keys.iter().find(|k| !ARGO_WORKLOADS.contains(&k.as_str())) {
+        panic!("BENCH_ARGO_WORKLOADS: {other:?} is not a workload Argo runs (a, b, c)");
+    }
+    keys
 }
 
 /// The Argo modes named in `s` (`default`, `tuned`).
@@ -109,7 +128,7 @@ impl Config {
         };
         let scale: f64 = env_or("BENCH_SCALE", 1.0);
         let scaled = |n: f64, min: usize| ((n * scale).round() as usize).max(min);
-        let workloads: String = env_or("BENCH_WORKLOADS", "baseline,a,d,b,c".to_string());
+        let workloads: String = env_or("BENCH_WORKLOADS", "baseline,a,d,b,c,f".to_string());
         let run_id = format!("{:x}", std::process::id() as u64 * 7919 % 0xfffff);
         let node = format!("kubedag-bench-{run_id}");
         let argo_bin: PathBuf = flag("--argo-bin")
@@ -120,7 +139,7 @@ impl Config {
         let argo_default = if argo_bin.exists() { "default,tuned" } else { "" };
         Config {
             argo: argo_modes(&env_or("BENCH_ARGO", argo_default.to_string())),
-            argo_workloads: list(&env_or("BENCH_ARGO_WORKLOADS", "a,c".to_string())),
+            argo_workloads: argo_workloads(&env_or("BENCH_ARGO_WORKLOADS", "a,c".to_string())),
             // A fifth and a tenth of kubedag's: at its defaults Argo's client is held to 20
             // requests/s, and the full sizes would take it over 25 min each.
             argo_runs_a: env_or("BENCH_ARGO_RUNS_A", scaled(200.0, 1)),
@@ -143,6 +162,8 @@ impl Config {
             runs_a: env_or("BENCH_RUNS_A", scaled(1000.0, 1)),
             width_b: env_or("BENCH_STEPS_B", scaled(500.0, 3)),
             runs_c: env_or("BENCH_RUNS_C", scaled(10000.0, 1)),
+            items_f: env_or("BENCH_ITEMS_F", scaled(10000.0, 1)),
+            max_running_jobs_f: env_or("BENCH_MAX_RUNNING_JOBS_F", 500),
             baseline_jobs: env_or("BENCH_BASELINE_JOBS", scaled(1000.0, 50)),
             webhook_samples: env_or("BENCH_WEBHOOK_SAMPLES", 200),
             isolate: env_or("BENCH_ISOLATE", 0u8) == 1,

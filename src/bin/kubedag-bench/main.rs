@@ -10,7 +10,7 @@
 //! 3. the workloads ([`workload`], [`webhook`]), each in its own namespace with its own operator
 //!    process (release build, `--namespace NS`): (a) concurrent runs of a 5-step diamond,
 //!    (b) one run of a wide Dag, (c) many 1-step runs created at once, (d) webhook admission
-//!    latency with the runs of (a); after kubedag's, the same shapes as Argo Workflows
+//!    latency with the runs of (a), (f) one run fanning out over many items; after kubedag's, the same shapes as Argo Workflows
 //!    ([`argo`], [`system`]) at Argo's defaults and tuned, one controller at a time;
 //!
 //! and writes `latest.json` and `latest.md` into the output directory ([`report`]). Every figure
@@ -108,7 +108,7 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
     let mut results = Vec::new();
     let mut peers = Vec::new();
     let mut hook = None;
-    for key in ["a", "d", "b", "c"] {
+    for key in ["a", "d", "b", "c", "f"] {
         if key != "d" {
             if cfg.wants(key) {
                 results.push(run(key, System::Kubedag).await?);
@@ -190,8 +190,9 @@ async fn main() {
             "kubedag-bench [--operator-bin PATH] [--argo-bin PATH] [--out-dir DIR]\n\
              kubedag-bench profile-log OPERATOR.LOG...   (count the requests of a kube_client=debug log)\n\
              Benchmarks the kubedag operator against the cluster in KUBECONFIG (see bench/README.md).\n\
-             Environment: BENCH_SCALE, BENCH_WORKLOADS (baseline,a,d,b,c), BENCH_CONCURRENCY, BENCH_CREATE_CONCURRENCY,\n\
-             BENCH_POD_SECONDS, BENCH_PROFILE=1, BENCH_RUNS_A, BENCH_STEPS_B, BENCH_RUNS_C, BENCH_BASELINE_JOBS,\n\
+             Environment: BENCH_SCALE, BENCH_WORKLOADS (baseline,a,d,b,c,f), BENCH_CONCURRENCY, BENCH_CREATE_CONCURRENCY,\n\
+             BENCH_POD_SECONDS, BENCH_PROFILE=1, BENCH_RUNS_A, BENCH_STEPS_B, BENCH_RUNS_C, BENCH_ITEMS_F,\n\
+             BENCH_MAX_RUNNING_JOBS_F, BENCH_BASELINE_JOBS,\n\
              BENCH_WEBHOOK_SAMPLES, BENCH_WORKLOAD_TIMEOUT, BENCH_OPERATOR_ARGS, BENCH_NODE,\n\
              BENCH_ARGO (default,tuned), BENCH_ARGO_WORKLOADS (a,c), BENCH_ARGO_RUNS_A, BENCH_ARGO_RUNS_C, BENCH_ARGO_BIN"
         );

@@ -45,6 +45,8 @@ pub struct RunRec {
     pub finished: Option<f64>,
     /// The last phase seen.
     pub phase: String,
+    /// JSON bytes of the largest version seen (the whole object as served).
+    pub max_bytes: usize,
 }
 
 /// The records, by object name.
@@ -257,8 +259,10 @@ fn record_run(rec: &Recorder, run: &DynamicObject, at: f64) {
         phase.as_str(),
         "Succeeded" | "Failed" | "Cancelled" | "Rejected" | "Error"
     );
+    let bytes = serde_json::to_vec(run).map_or(0, |v| v.len());
     let mut runs = rec.runs.lock().unwrap();
     let entry = runs.entry(run.name_any()).or_default();
+    entry.max_bytes = entry.max_bytes.max(bytes);
     if terminal && entry.finished.is_none() {
         entry.finished = Some(at);
     }
@@ -300,6 +304,12 @@ mod tests {
         record_run(&rec, &run("Failed"), 5.0);
         let r = rec.runs.lock().unwrap()["r"].clone();
         assert_eq!((r.finished, r.phase.as_str()), (Some(4.0), "Failed"));
+        let big = serde_json::to_vec(&run("Running")).unwrap().len();
+        assert!(
+            r.max_bytes >= big,
+            "the largest version is kept: {} < {big}",
+            r.max_bytes
+        );
     }
 
     #[test]

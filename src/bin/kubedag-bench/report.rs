@@ -1,5 +1,5 @@
 //! The report: `latest.json` (the headline keys `launch_ratio`, `p99_transition_ms`,
-//! `rss_mib_10k`, `writes_per_step`, `mode`, the comparison keys `speedup_vs_argo_default`,
+//! `rss_mib_10k`, `writes_per_step`, `fanout_object_bytes_max`, `mode`, the comparison keys `speedup_vs_argo_default`,
 //! `speedup_vs_argo_tuned`, `completion_ratio`, `p99_ratio_to_client`, `argo_default`,
 //! `argo_tuned`, then every figure and distribution) and `latest.md` (the tables for the
 //! README: kubedag beside Argo, kubedag's own figures, the targets of [`crate::targets`]).
@@ -42,6 +42,8 @@ struct Headline {
     rss_mib: Option<f64>,
     /// Over (a)-(c).
     writes_per_step: Option<f64>,
+    /// (f)'s largest parent DagRun version seen, bytes.
+    fanout_object_bytes_max: Option<f64>,
 }
 
 impl Headline {
@@ -49,6 +51,7 @@ impl Headline {
         let find = |k: &str| results.iter().find(|w| w.key == k);
         let (steps, writes) = results
             .iter()
+            .filter(|r| ["a", "b", "c"].contains(&r.key.as_str()))
             .fold((0.0, 0.0), |(s, w), r| (s + r.steps_launched, w + r.api_writes_total));
         Headline {
             launch_ratio: find("a").map(|a| a.launch_ratio),
@@ -57,6 +60,7 @@ impl Headline {
                 .map(|a| a.transition_ms.p99),
             rss_mib: find("c").map(|c| c.operator.peak_rss_mib),
             writes_per_step: (steps > 0.0).then(|| round2(writes / steps)),
+            fanout_object_bytes_max: find("f").map(|f| f.object_bytes_max_seen),
         }
     }
 }
@@ -76,6 +80,7 @@ pub fn write(cfg: &Config, sim: &Sim, m: &Measured) -> Res<String> {
         "started_at": started_at,
         "finished_at": rfc3339(false),
         "sizes": {"runs_a": cfg.runs_a, "steps_b": cfg.width_b, "runs_c": cfg.runs_c,
+                  "items_f": cfg.items_f, "max_running_jobs_f": cfg.max_running_jobs_f,
                   "baseline_jobs": cfg.baseline_jobs, "webhook_samples": cfg.webhook_samples},
         "pod_seconds": cfg.pod_seconds,
         "argo": {"version": "v4.0.5", "binary": cfg.argo_bin.display().to_string(),
@@ -90,6 +95,10 @@ pub fn write(cfg: &Config, sim: &Sim, m: &Measured) -> Res<String> {
     obj.insert("p99_transition_ms".into(), json!(headline.p99_transition_ms));
     obj.insert("rss_mib_10k".into(), json!(headline.rss_mib));
     obj.insert("writes_per_step".into(), json!(headline.writes_per_step));
+    obj.insert(
+        "fanout_object_bytes_max".into(),
+        json!(headline.fanout_object_bytes_max),
+    );
     obj.insert(
         "speedup_vs_argo_default".into(),
         json!(compare::min_speedup(&all, "argo-default")),
@@ -225,6 +234,12 @@ fn markdown(
         row("step Jobs launched", &|w| format!("{}", w.jobs_seen));
         row("launch throughput (Jobs/s)", &|w| format!("{:.1}", w.launch_jobs_per_s));
         row("÷ plain-client rate", &|w| format!("**{:.2}**", w.launch_ratio));
+        row("÷ plain-client create-only rate", &|w| {
+            format!("{:.2}", w.launch_ratio_create)
+        });
+        row("most step Jobs active at once (watched)", &|w| {
+            format!("{}", w.max_active_jobs)
+        });
         row("Jobs completed/s (whole pipeline)", &|w| {
             format!("{:.1}", w.completion_jobs_per_s)
         });
@@ -264,6 +279,9 @@ fn markdown(
         });
         row("DagRun JSON bytes: status / whole object (mean)", &|w| {
             format!("{:.0} / {:.0}", w.status_bytes_mean, w.object_bytes_mean)
+        });
+        row("DagRun JSON bytes, largest version seen during the run", &|w| {
+            format!("{:.0}", w.object_bytes_max_seen)
         });
         row("API writes per step", &|w| format!("**{:.2}**", w.writes_per_step));
         row("writes by kind (per step)", &|w| {

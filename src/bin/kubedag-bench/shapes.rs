@@ -1,5 +1,5 @@
-//! The benchmark's Dags and runs: the three Dag shapes of the workloads (diamond, wide, single),
-//! placed on the simulated node, their DagRuns, the same shapes as Argo Workflows, and untyped
+//! The benchmark's Dags and runs: the Dag shapes of the workloads (diamond, wide, single, and a
+//! fan-out over many items), placed on the simulated node, their DagRuns, the same shapes as Argo Workflows, and untyped
 //! API handles for the three kinds (the driver reads them as JSON).
 
 use kube::Client;
@@ -38,6 +38,8 @@ fn resource(kind: &str, plural: &str) -> ApiResource {
 pub struct Shape {
     pub dag: String,
     pub steps: Vec<(String, Vec<String>)>,
+    /// Some(n): every step is a `forEach` over n items (`maxParallel: 0`), one Job per item.
+    pub fan_out: Option<usize>,
 }
 
 impl Shape {
@@ -62,7 +64,23 @@ impl Shape {
         Shape {
             dag: "single".into(),
             steps: vec![("work".to_string(), vec![])],
+            fan_out: None,
         }
+    }
+
+    /// One step, `each`, fanning out over `items` items (`forEach.items`: "0", "1", …) with
+    /// `maxParallel: 0`, so only the operator's Job cap bounds how many run at once.
+    pub fn fan_out(items: usize) -> Shape {
+        Shape {
+            dag: "fanout".into(),
+            steps: vec![("each".to_string(), vec![])],
+            fan_out: Some(items),
+        }
+    }
+
+    /// Step Jobs one run launches (one per step, or per item of a fan-out).
+    pub fn jobs_per_run(&self) -> usize {
+        self.steps.len() * self.fan_out.unwrap_or(1)
     }
 
     /// `root` -> every step of `middle` in parallel -> `last`.
@@ -70,18 +88,32 @@ impl Shape {
         let mut steps = vec![(root.to_string(), vec![])];
         steps.extend(middle.iter().map(|m| (m.clone(), vec![root.to_string()])));
         steps.push((last.to_string(), middle));
-        Shape { dag: dag.into(), steps }
+        Shape {
+            dag: dag.into(),
+            steps,
+            fan_out: None,
+        }
     }
 
     /// The Dag: a required `file` param, every step `true` on the simulated node (its node
-    /// selector, and a toleration of every taint).
+    /// selector, and a toleration of every taint), a fan-out's steps with their `forEach`.
     pub fn object(&self) -> Result<DynamicObject, serde_json::Error> {
+        let for_each = self.fan_out.map(|n| {
+            let items: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+            json!({"items": items, "maxParallel": 0})
+        });
         let dag = self.steps.iter().fold(
             DagManifest::new(&self.dag)
                 .param("file")
                 .default_field("nodeSelector", json!({SIM_LABEL: "true"}))
                 .default_field("tolerations", json!([{"operator": "Exists"}])),
-            |dag, (name, depends)| dag.step(manifests::script_step(name, "true", depends)),
+            |dag, (name, depends)| {
+                let mut step = manifests::script_step(name, "true", depends);
+                if let Some(for_each) = &for_each {
+                    step["forEach"] = for_each.clone();
+                }
+                dag.step(step)
+            },
         );
         serde_json::from_value(dag.into_value())
     }
@@ -152,6 +184,21 @@ mod tests {
         assert_eq!(dag.data["spec"]["defaults"]["nodeSelector"][SIM_LABEL], "true");
         assert_eq!(dag.data["spec"]["steps"][4]["depends"][0], "calibrate-1");
         assert!(dag.data["spec"]["steps"][0].get("depends").is_none());
+        assert!(dag.data["spec"]["steps"][0].get("forEach").is_none());
+        assert_eq!(diamond.jobs_per_run(), 5);
+    }
+
+    #[test]
+    fn a_fan_out_is_one_for_each_step_over_numbered_items() {
+        let shape = Shape::fan_out(3);
+        assert_eq!(shape.jobs_per_run(), 3);
+        let dag = shape.object().unwrap();
+        let step = &dag.data["spec"]["steps"][0];
+        assert_eq!(step["name"], "each");
+        assert_eq!(step["forEach"], json!({"items": ["0", "1", "2"], "maxParallel": 0}));
+        let parsed: kubedag::api::Dag = serde_json::from_value(serde_json::to_value(&dag).unwrap()).unwrap();
+        let for_each = parsed.spec.steps[0].for_each.as_ref().unwrap();
+        assert_eq!((for_each.items.as_ref().unwrap().len(), for_each.max_parallel), (3, 0));
     }
 
     #[test]

@@ -84,12 +84,20 @@ pub enum Controller {
 }
 
 impl Controller {
-    /// Starts `system`'s controller for namespace `ns`, logging as `label`, and waits until it
-    /// is ready. Errors: it cannot be started or does not become ready (see the two kinds).
-    pub async fn start(client: &Client, cfg: &Config, system: System, ns: &str, label: &str) -> Res<Controller> {
+    /// Starts `system`'s controller for namespace `ns`, logging as `label` (kubedag with the
+    /// `extra` flags), and waits until it is ready. Errors: it cannot be started or does not
+    /// become ready (see the two kinds).
+    pub async fn start(
+        client: &Client,
+        cfg: &Config,
+        system: System,
+        ns: &str,
+        label: &str,
+        extra: &[String],
+    ) -> Res<Controller> {
         match system {
             System::Kubedag => {
-                let mut op = operator::start(cfg, ns, label, &[])?;
+                let mut op = operator::start(cfg, ns, label, extra)?;
                 operator::wait_ready(&mut op).await?;
                 Ok(Controller::Kubedag(op))
             }

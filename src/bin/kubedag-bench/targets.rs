@@ -7,6 +7,9 @@ use crate::compare::{speedup, worst_completion_ratio, worst_p99_ratio};
 use crate::config::Config;
 use crate::workload::WorkloadResult;
 
+/// Issue #16's bound on a fan-out's parent DagRun, bytes.
+const FANOUT_LIMIT_BYTES: f64 = 256.0 * 1024.0;
+
 /// One target.
 fn target(name: impl Into<String>, measured: String, met: Option<bool>) -> Value {
     json!({"target": name.into(), "measured": measured, "met": met})
@@ -69,6 +72,7 @@ pub fn targets(cfg: &Config, all: &[WorkloadResult]) -> Vec<Value> {
         .collect();
     let worst_writes = writes.iter().map(|w| w.writes_per_step).reduce(f64::max);
     let c = kubedag("c");
+    let f = kubedag("f");
     vec![
         target(
             "runs finished / s ≥ 5 × Argo at its defaults (a, c)",
@@ -119,6 +123,21 @@ pub fn targets(cfg: &Config, all: &[WorkloadResult]) -> Vec<Value> {
                 )
             }),
             c.map(|c| c.operator.peak_rss_mib < 128.0 && c.runs_succeeded == c.runs && !c.timed_out),
+        ),
+        target(
+            format!(
+                "one run fanning out over {} items stays < 256 KiB at every version seen (f)",
+                cfg.items_f
+            ),
+            f.map_or("–".into(), |f| {
+                let ok = f.runs_succeeded == 1 && !f.timed_out;
+                format!(
+                    "{:.0} KiB, {}",
+                    f.object_bytes_max_seen / 1024.0,
+                    if ok { "succeeded" } else { "NOT succeeded" }
+                )
+            }),
+            f.map(|f| f.object_bytes_max_seen < FANOUT_LIMIT_BYTES && f.runs_succeeded == 1 && !f.timed_out),
         ),
     ]
 }

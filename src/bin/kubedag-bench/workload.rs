@@ -1,4 +1,4 @@
-//! One workload ((a), (b), (c), and the existing runs of (d)) on one system ([`System`]: kubedag,
+//! One workload ((a), (b), (c), (f), and the existing runs of (d)) on one system ([`System`]: kubedag,
 //! or Argo Workflows at its defaults or tuned): its own namespace and controller process, one
 //! shape, many runs (DagRuns or Workflows) created at once; waits until every run finished (or
 //! `BENCH_WORKLOAD_TIMEOUT`) and turns what the recorder saw, the controller's metrics, the API
@@ -28,7 +28,7 @@ use crate::{BoxError, Res, namespaces};
 
 /// What to run.
 pub struct Workload {
-    /// `a`, `b`, `c` or `d`: namespace suffix, log label, key in latest.json.
+    /// `a`, `b`, `c`, `d` or `f`: namespace suffix, log label, key in latest.json.
     pub key: &'static str,
     /// Which system runs it.
     pub system: System,
@@ -37,6 +37,8 @@ pub struct Workload {
     pub runs: usize,
     /// Keep the namespace even with `BENCH_ISOLATE=1` (the webhook workload reuses it).
     pub keep_namespace: bool,
+    /// Operator flags of this workload, after `BENCH_OPERATOR_ARGS`.
+    pub operator_args: Vec<String>,
 }
 
 impl Workload {
@@ -58,6 +60,14 @@ impl Workload {
                 1,
             ),
             "c" => (format!("{runs_c} runs × 1 step at once"), Shape::single(), runs_c),
+            "f" => (
+                format!(
+                    "1 run × forEach over {} items (max {} running Jobs)",
+                    cfg.items_f, cfg.max_running_jobs_f
+                ),
+                Shape::fan_out(cfg.items_f),
+                1,
+            ),
             _ => (
                 format!("{} existing runs for the webhook", cfg.runs_a),
                 Shape::single(),
@@ -67,8 +77,12 @@ impl Workload {
         // (d) runs in (a)'s namespace, or in its own: either must survive BENCH_ISOLATE until then.
         let keep_namespace = match key {
             "a" => cfg.wants("d") && !argo,
-            "b" | "c" => false,
+            "b" | "c" | "f" => false,
             _ => true,
+        };
+        let operator_args = match key {
+            "f" => vec![format!("--max-running-jobs={}", cfg.max_running_jobs_f)],
+            _ => Vec::new(),
         };
         Workload {
             key,
@@ -77,6 +91,7 @@ impl Workload {
             shape,
             runs,
             keep_namespace,
+            operator_args,
         }
     }
 }
@@ -148,6 +163,11 @@ pub struct WorkloadResult {
     pub status_bytes_max: f64,
     pub object_bytes_mean: f64,
     pub object_bytes_max: f64,
+    /// The largest version of any run the watch delivered during the workload (JSON bytes of
+    /// the whole object as served): the run's size at every point, not only at the end.
+    pub object_bytes_max_seen: f64,
+    /// Most step Jobs seen created and not yet seen done at one instant.
+    pub max_active_jobs: usize,
     /// Steps launched: kubedag's `kubedag_steps_launched_total`, or Argo's pods seen.
     pub steps_launched: f64,
     /// The controller's own writes by kind (its own counter).
@@ -181,7 +201,7 @@ pub async fn run(client: &Client, cfg: &Config, sim: &Sim, against: &Against<'_>
     let ns = cfg.namespace(&label);
     log(format!("workload {label}: {} in {ns}", w.description));
     namespaces::create(client, cfg, &ns).await?;
-    let controller = Controller::start(client, cfg, system, &ns, &label).await?;
+    let controller = Controller::start(client, cfg, system, &ns, &label, &w.operator_args).await?;
     let runs_api = system.runs(client, &ns);
     let recording = Recording::watching(client, &ns, system.unit(), Some(runs_api.clone())).await;
     if system == System::Kubedag {
@@ -208,7 +228,7 @@ pub async fn run(client: &Client, cfg: &Config, sim: &Sim, against: &Against<'_>
         }
     }
     let deadline = t0 + cfg.workload_timeout.as_secs_f64();
-    let total_steps = w.runs * shape.steps.len();
+    let total_steps = w.runs * shape.jobs_per_run();
     let timed_out = wait_finished(
         &recording.rec,
         &label,
@@ -298,7 +318,7 @@ pub async fn run(client: &Client, cfg: &Config, sim: &Sim, against: &Against<'_>
         description: w.description.clone(),
         namespace: ns.clone(),
         runs: w.runs,
-        steps_per_run: shape.steps.len(),
+        steps_per_run: shape.jobs_per_run(),
         timed_out,
         runs_finished,
         runs_succeeded: runs_recs.iter().filter(|r| r.phase == "Succeeded").count(),
@@ -306,7 +326,7 @@ pub async fn run(client: &Client, cfg: &Config, sim: &Sim, against: &Against<'_>
         jobs_failed: jobs.iter().filter(|j| j.failed).count(),
         create_phase_s: round2(create_phase),
         runs_finished_per_s: round2(runs_per_s),
-        completion_ratio: ratio(runs_per_s * shape.steps.len() as f64, limits.pipeline),
+        completion_ratio: ratio(runs_per_s * shape.jobs_per_run() as f64, limits.pipeline),
         launch_jobs_per_s: round2(launch_rate),
         launch_jobs_per_s_p5_p95: round2(launch_rate_window.unwrap_or(0.0)),
         launch_ratio: ratio(launch_rate, limits.rate),
@@ -329,6 +349,8 @@ pub async fn run(client: &Client, cfg: &Config, sim: &Sim, against: &Against<'_>
         status_bytes_max: status_bytes.max,
         object_bytes_mean: object_bytes.mean.round(),
         object_bytes_max: object_bytes.max,
+        object_bytes_max_seen: runs_recs.iter().map(|r| r.max_bytes).max().unwrap_or(0) as f64,
+        max_active_jobs: max_active(&jobs),
         steps_launched,
         writes_per_step: per_step(writes_total),
         api_writes: own_writes,
@@ -366,6 +388,23 @@ pub async fn run(client: &Client, cfg: &Config, sim: &Sim, against: &Against<'_>
         namespaces::delete(client, &[ns], Duration::from_secs(300)).await;
     }
     Ok(result)
+}
+
+/// The most `jobs` seen created and not yet done at one instant (a Job never seen done counts
+/// as active to the end).
+fn max_active(jobs: &[JobRec]) -> usize {
+    // (time, +1 created / -1 done); at equal times the done sorts first.
+    let mut edges: Vec<(f64, i64)> = jobs
+        .iter()
+        .flat_map(|j| std::iter::once((j.added, 1)).chain(j.complete.map(|c| (c, -1))))
+        .collect();
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut active, mut most) = (0i64, 0i64);
+    for (_, delta) in edges {
+        active += delta;
+        most = most.max(active);
+    }
+    most as usize
 }
 
 /// Waits until `runs` runs are seen finished, or `deadline` (driver clock) passed (then true),
@@ -486,4 +525,31 @@ async fn object_sizes(api: &Api<DynamicObject>) -> (Dist, Dist) {
         }
     }
     (dist(status), dist(whole))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(added: f64, complete: Option<f64>) -> JobRec {
+        JobRec {
+            added,
+            complete,
+            ..JobRec::default()
+        }
+    }
+
+    #[test]
+    fn max_active_counts_the_jobs_created_and_not_yet_done_at_one_instant() {
+        assert_eq!(max_active(&[]), 0);
+        let jobs = [
+            job(0.0, Some(2.0)),
+            job(1.0, Some(3.0)),
+            job(2.0, Some(4.0)), // starts as the first ends: still two at once
+            job(5.0, None),
+        ];
+        assert_eq!(max_active(&jobs), 2);
+        let overlapping = [job(0.0, Some(10.0)), job(1.0, Some(9.0)), job(2.0, None)];
+        assert_eq!(max_active(&overlapping), 3);
+    }
 }
