@@ -3,8 +3,11 @@
 # input images (e2e/astro/stage-inputs.sh); installs kubedag with Helm (an in-cluster operator
 # watching the examples' namespace); applies manifests/examples/ (a diamond, a retrying Dag, and
 # the astronomy pipeline with 20 concurrent runs, one per image, in the restricted namespace
-# kubedag-demo) plus one duplicate run that the webhook refuses; waits; prints per image the run,
-# its phase, the number of sources found and the oracle's verdict on the catalogue.
+# kubedag-demo) plus one duplicate run that the webhook refuses; applies the DagTrigger
+# astro-incoming (23-astronomy-trigger.yaml) and drops 5 new images into its incoming/ directory
+# one by one, one of them written slowly in chunks, showing the runs the trigger submits; waits;
+# prints per image the run, its phase, the number of sources found and the oracle's verdict on
+# the catalogue.
 # Takes the local cluster down at the end if it started it (KUBEDAG_KEEP_CLUSTER=1 keeps it).
 # The input volume is a directory on the node (hostPath PV), so the astronomy part needs the local
 # cluster (or a one-node cluster whose node is this machine).
@@ -18,8 +21,12 @@ ex=manifests/examples
 ensure_cluster
 
 echo "== staging the astronomy input images (e2e/astro/stage-inputs.sh)"
-staged=$(e2e/astro/stage-inputs.sh)
+# 25 fields: 20 for the explicit runs, 21..25 dropped into incoming/ for the trigger.
+staged=$(ASTRO_FIELDS=25 e2e/astro/stage-inputs.sh)
 truth_dir=$(awk '$1 == "truth" {print $2}' <<<"$staged")
+images_dir=$(awk '$1 == "images" {print $2}' <<<"$staged")
+incoming=$(awk '$1 == "node" {print $2}' <<<"$staged")/incoming
+trigger=astro-incoming
 echo "$staged"
 
 kubectl apply -f "$ex/00-namespace.yaml" >/dev/null
@@ -46,6 +53,49 @@ if refusal=$(kubectl apply -n "$ns" -f - <<<"$duplicate" 2>&1); then
   exit 1
 fi
 echo "refused: $refusal"
+
+echo "== the DagTrigger $trigger: one run per new image in incoming/ ($ex/23-astronomy-trigger.yaml)"
+# A re-run of the demo drops the same images again (new mtimes: new inputs); their old runs go
+# first, or the Dag's duplicatePolicy Forbid would refuse the new ones.
+kubectl delete dagruns -n "$ns" -l "kubedag.io/trigger=$trigger" --wait >/dev/null
+kubectl apply -n "$ns" -f "$ex/23-astronomy-trigger.yaml"
+until kubectl get deployment -n "$ns" "$trigger-watcher" >/dev/null 2>&1; do sleep 1; done
+kubectl rollout status -n "$ns" "deployment/$trigger-watcher" --timeout=180s
+trigger_runs() {
+  kubectl get dagruns -n "$ns" -l "kubedag.io/trigger=$trigger" --sort-by=.metadata.creationTimestamp \
+    -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.params.file}{" "}{.status.phase}{"\n"}{end}'
+}
+# A file is written at once (cp), or slowly: in 3 chunks 1 s apart, inside settleSeconds (3).
+drop() {
+  local src=$1 dst=$2 how=$3 size chunk i
+  if [[ $how == slowly ]]; then
+    size=$(stat -c %s "$src")
+    chunk=$(((size + 2) / 3))
+    for i in 0 1 2; do
+      dd if="$src" of="$dst" bs="$chunk" skip="$i" seek="$i" count=1 conv=notrunc status=none
+      ((i == 2)) || sleep 1
+    done
+  else
+    cp "$src" "$dst"
+  fi
+}
+umask 022
+for n in 21 22 23 24 25; do
+  image=kdg-field-00$n.fits
+  how=at-once
+  [[ $n == 23 ]] && how=slowly
+  drop "$images_dir/$image" "$incoming/$image" "$how"
+  echo "$(date -u +%T) dropped incoming/$image ($(stat -c %s "$incoming/$image") bytes, written $how)"
+  sleep 3
+  trigger_runs | sed 's/^/           run /'
+done
+echo "   waiting for the trigger to submit all 5"
+deadline=$((SECONDS + 120))
+while [[ $(trigger_runs | grep -c .) -lt 5 ]]; do
+  if ((SECONDS > deadline)); then echo "ERROR: the trigger did not submit 5 runs in 2 minutes" >&2; exit 1; fi
+  sleep 1
+done
+kubectl get dagtriggers -n "$ns"
 
 echo "== waiting for the runs to finish"
 total=$(kubectl get dagruns -n "$ns" --no-headers | wc -l)
@@ -107,16 +157,24 @@ echo
 echo "== runs by phase"
 kubectl get dagruns -n "$ns" -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | sort | uniq -c
 echo
+echo "== the trigger (kubectl get dagtriggers -n $ns) and its runs"
+kubectl get dagtriggers -n "$ns"
+trigger_runs | column -t
+echo
 echo "== the refusal"
 echo "$refusal"
 echo
-echo "== expected: every astronomy and diamond run Succeeded with a catalogue the oracle passes,"
+echo "== expected: every astronomy and diamond run Succeeded with a catalogue the oracle passes"
+echo "   (the trigger's 5 too, one per dropped image, submitted exactly once each),"
 echo "   flaky-ok Succeeded after a retry 2 s later, flaky-break Failed (broken failed, report Skipped,"
 echo "   cleanup still ran)"
 bad=$(kubectl get dagruns -n "$ns" -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}{"\n"}{end}' |
   grep -vE '=Succeeded$' | grep -v '^flaky-break=Failed$' || true)
-if [[ -n $bad || $bad_oracle -gt 0 ]]; then
-  echo "ERROR: unexpected outcomes: $bad (oracle failures: $bad_oracle)" >&2
+trigger_total=$(trigger_runs | grep -c . || true)
+trigger_ok=$(trigger_runs | awk '$3 == "Succeeded"' | grep -c . || true)
+if [[ -n $bad || $bad_oracle -gt 0 || $trigger_total != 5 || $trigger_ok != 5 ]]; then
+  echo "ERROR: unexpected outcomes: $bad (oracle failures: $bad_oracle;" \
+    "the trigger made $trigger_total runs, $trigger_ok Succeeded, want 5 and 5)" >&2
   exit 1
 fi
 echo "demo finished in $((SECONDS - t0)) s"

@@ -8,7 +8,8 @@
 #   truth DIR    their truth lists, NAME.truth.csv (never on the input volume)
 #   node DIR     the PV's node directory (spec.hostPath.path of the
 #                PersistentVolume in manifests/examples/20-astronomy-volumes.yaml), which
-#                now holds exactly the images, world-readable
+#                now holds exactly the images, world-readable, and an empty
+#                incoming/ (the DagTrigger's directory, 23-astronomy-trigger.yaml)
 # The images are generated once per version of make_fields.py and the venv
 # (in $KUBEDAG_E2E_CACHE/astro/fields-<hash>/), ~2 s; staging copies ~6 MB.
 # Env: ASTRO_FIELDS (default 24), ASTRO_SEED (default 20240601).
@@ -54,6 +55,9 @@ find "$node_dir" -mindepth 1 -maxdepth 1 -name '*.fits' -delete
 cp "$data/images/"*.fits "$node_dir/"
 chmod 0755 "$node_dir"
 chmod 0644 "$node_dir/"*.fits
+mkdir -p "$node_dir/incoming"
+find "$node_dir/incoming" -mindepth 1 -maxdepth 1 -name '*.fits' -delete
+chmod 0755 "$node_dir/incoming"
 log "staged $(find "$node_dir" -name '*.fits' | wc -l) images in $node_dir"
 echo "images $data/images"
 echo "truth $data/truth"
