@@ -58,7 +58,7 @@ image:
 manifests:
 	scripts/render-manifests.sh
 
-## Benchmarks (bench/README.md): simulated node, plain-client Job and Pod baselines, workloads a-d,
+## Benchmarks (bench/README.md): simulated node, plain-client Job and Pod baselines, workloads (e) ui, a-d, f,
 ## and (a), (c) on Argo Workflows (built once by bench/argo.sh; BENCH_ARGO= skips it);
 ## writes bench/results/latest.{json,md}. Quick run: make bench BENCH_SCALE=0.1
 bench:

@@ -27,7 +27,7 @@ if [ -n "${BENCH_ARGO-default,tuned}" ]; then
   export BENCH_ARGO_BIN
 fi
 
-echo "== benchmark (scale ${BENCH_SCALE:-1}; workloads ${BENCH_WORKLOADS:-baseline,a,d,b,c,f})"
+echo "== benchmark (scale ${BENCH_SCALE:-1}; workloads ${BENCH_WORKLOADS:-ui,baseline,a,d,b,c,f})"
 mkdir -p bench/results
 export BENCH_COMMAND="${BENCH_COMMAND:-make bench${BENCH_SCALE:+ BENCH_SCALE=$BENCH_SCALE}}"
 "$target/release/kubedag-bench" --operator-bin "$target/release/kubedag" --out-dir bench/results \

@@ -4,192 +4,19 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
+#[path = "e2e_ui_support/mod.rs"]
+mod support;
 
 use common::{STEP_IMAGE, TestEnv};
-use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use fantoccini::Locator;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use kube::api::PostParams;
 use kube::config::{AuthInfo, Kubeconfig, NamedAuthInfo};
-use kubedag::api::{DagRun, RunPhase};
-use kubedag::testkit::http::free_port;
+use kubedag::api::{DagRun, DagTrigger, RunPhase};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// A `kubectl dag ui` process of this test; killed when dropped.
-struct Ui {
-    base: String,
-    _child: Child,
-}
-
-impl Ui {
-    /// Starts the UI on a free port for namespace `ns`, with `kubeconfig` (default: the test's).
-    async fn start(ns: &str, kubeconfig: Option<&str>) -> Ui {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-dag"));
-        command
-            .args(["-n", ns, "ui", "--port", "0"])
-            .stdout(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(path) = kubeconfig {
-            command.env("KUBECONFIG", path);
-        }
-        let mut child = command.spawn().expect("start kubectl-dag ui");
-        let stdout = child.stdout.take().expect("its stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the UI prints its URL")
-            .expect("read its stdout")
-            .expect("a first line");
-        let base = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {first:?}"))
-            .trim_end_matches('/')
-            .to_string();
-        Ui { base, _child: child }
-    }
-}
-
-/// A chromedriver process and a headless Chromium session.
-struct Session {
-    browser: Browser,
-    _driver: Child,
-}
-
-impl Session {
-    async fn start() -> Session {
-        let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver (install with e2e/ui-deps.sh)");
-        let binary = ["/usr/lib/chromium/chromium", "/usr/bin/chromium"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .expect("chromium (install with e2e/ui-deps.sh)");
-        let capabilities = json!({"goog:chromeOptions": {
-            "binary": binary,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,1000", "--force-device-scale-factor=1"],
-        }});
-        let serde_json::Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
-        let url = format!("http://127.0.0.1:{port}");
-        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        builder.capabilities(capabilities);
-        let mut last_error = String::new();
-        for _ in 0..100 {
-            match builder.connect(&url).await {
-                Ok(browser) => {
-                    return Session {
-                        browser,
-                        _driver: driver,
-                    };
-                }
-                Err(e) => last_error = e.to_string(),
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!("cannot open a Chromium session through chromedriver: {last_error}");
-    }
-
-    async fn goto(&self, url: &str) {
-        self.browser
-            .goto(url)
-            .await
-            .unwrap_or_else(|e| panic!("open {url}: {e}"));
-    }
-
-    /// Texts of the elements matching `css`.
-    async fn texts(&self, css: &str) -> Vec<String> {
-        let mut texts = Vec::new();
-        for element in self.browser.find_all(Locator::Css(css)).await.unwrap_or_default() {
-            texts.push(element.text().await.unwrap_or_default());
-        }
-        texts
-    }
-
-    async fn text(&self, css: &str) -> String {
-        self.texts(css).await.join("\n")
-    }
-
-    /// Types `value` into the input `css` (cleared first).
-    async fn fill(&self, css: &str, value: &str) {
-        let input = self.browser.find(Locator::Css(css)).await.expect(css);
-        input.clear().await.unwrap();
-        input.send_keys(value).await.unwrap();
-    }
-
-    async fn click(&self, css: &str) {
-        self.browser
-            .find(Locator::Css(css))
-            .await
-            .expect(css)
-            .click()
-            .await
-            .unwrap();
-    }
-
-    /// Saves the viewport as `docs/ui/NAME.png`.
-    async fn screenshot(&self, name: &str) {
-        let png = self.browser.screenshot().await.expect("a screenshot");
-        let dir = format!("{}/docs/ui", env!("CARGO_MANIFEST_DIR"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
-    }
-
-    /// (step, phase, fill) of each node of the run page's graph. Empty when a live update
-    /// replaced the graph while it was being read (callers poll, so the next read sees the new one).
-    async fn graph_nodes(&self) -> Vec<(String, String, String)> {
-        let mut nodes = Vec::new();
-        for node in self
-            .browser
-            .find_all(Locator::Css("#graph g.node"))
-            .await
-            .unwrap_or_default()
-        {
-            let step = node.attr("data-step").await.ok().flatten().unwrap_or_default();
-            let phase = node.attr("data-phase").await.ok().flatten().unwrap_or_default();
-            let Ok(rect) = node.find(Locator::Css("rect")).await else {
-                return Vec::new();
-            };
-            let fill = rect.attr("fill").await.ok().flatten().unwrap_or_default();
-            nodes.push((step, phase, fill));
-        }
-        nodes.sort();
-        nodes
-    }
-}
-
-/// A Dag manifest with params and shell-script steps `(name, depends, script)`.
-fn dag_yaml(name: &str, policy: &str, params: &[(&str, Option<&str>)], steps: &[(&str, &[&str], &str)]) -> String {
-    let params: Vec<_> = params
-        .iter()
-        .map(|(n, d)| match d {
-            Some(d) => json!({"name": n, "default": d}),
-            None => json!({"name": n}),
-        })
-        .collect();
-    let steps: Vec<_> = steps
-        .iter()
-        .map(|(n, deps, script)| json!({"name": n, "depends": deps, "script": script}))
-        .collect();
-    let dag = json!({
-        "apiVersion": "kubedag.io/v1alpha1", "kind": "Dag", "metadata": {"name": name},
-        "spec": {"params": params, "duplicatePolicy": policy,
-                 "defaults": {"image": STEP_IMAGE, "imagePullPolicy": "IfNotPresent"}, "steps": steps},
-    });
-    serde_yaml::to_string(&dag).unwrap()
-}
+use support::{Session, Ui, dag_yaml};
 
 /// Grouping, filtering, the graph's colours (updated live), step logs followed while the step
 /// runs, a duplicate submit refused with a link to the existing run, and a submit that works.
@@ -419,6 +246,128 @@ async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
         .await
         .expect("the submitted run exists");
     assert_eq!(created.spec.params.get("file").map(String::as_str), Some("new.fits"));
+    let _ = session.browser.clone().close().await;
+}
+
+/// The Triggers page (a cron trigger's counts and last run, a broken trigger's error), a call
+/// step drawn as a call and linked to its child run, a forEach step drawn as a fan-out with its
+/// progress.
+#[tokio::test]
+#[ignore = "needs the local cluster and chromium: make test"]
+async fn triggers_calls_and_fan_outs_in_a_browser() {
+    let env = TestEnv::new("ui-compose").await;
+    let ns = &env.ns;
+    let defaults = format!("defaults: {{image: \"{STEP_IMAGE}\", imagePullPolicy: IfNotPresent}}");
+    let manifests = [
+        dag_yaml("tick", "Allow", &[("when", None)], &[("work", &[], "echo tick $when")]),
+        format!(
+            "apiVersion: kubedag.io/v1alpha1\nkind: Dag\nmetadata: {{name: bias}}\nspec:\n  params: [{{name: night}}]\n  {defaults}\n  steps:\n    - {{name: combine, script: 'sleep 1; echo combined $night'}}\n"
+        ),
+        format!(
+            "apiVersion: kubedag.io/v1alpha1\nkind: Dag\nmetadata: {{name: nightly}}\nspec:\n  params: [{{name: night}}]\n  {defaults}\n  steps:\n    - {{name: bias, call: {{dag: bias, params: {{night: '$(night)'}}}}}}\n    - {{name: use, depends: [bias], script: 'echo using the bias'}}\n"
+        ),
+        format!(
+            "apiVersion: kubedag.io/v1alpha1\nkind: Dag\nmetadata: {{name: fan}}\nspec:\n  {defaults}\n  steps:\n    - {{name: double, forEach: {{items: ['1', '2', '3', 'bad']}}, script: '[ \"$item\" = bad ] && exit 7; echo $((item * 2))'}}\n"
+        ),
+    ];
+    for dag in &manifests {
+        env.create::<kubedag::api::Dag>(dag).await;
+    }
+    let trigger = |name: &str, dag: &str| {
+        format!(
+            "apiVersion: kubedag.io/v1alpha1\nkind: DagTrigger\nmetadata: {{name: {name}}}\nspec:\n  dagRef: {{name: {dag}}}\n  params: {{when: '$(schedule.time)'}}\n  schedule: {{cron: '* * * * *'}}\n"
+        )
+    };
+    env.create::<DagTrigger>(&trigger("every-minute", "tick")).await;
+    env.create::<DagTrigger>(&trigger("orphan", "missing")).await;
+    env.create::<DagRun>(&common::run_yaml("nightly-1", "nightly", &[("night", "n1")]))
+        .await;
+    env.create::<DagRun>(&common::run_yaml("fan-1", "fan", &[])).await;
+
+    let ui = Ui::start(ns, None).await;
+    let session = Session::start().await;
+
+    // The Triggers page, from the nav: the broken trigger's error at once, the cron trigger's
+    // counts and last run after its first tick (at most a minute).
+    session.goto(&format!("{}/", ui.base)).await;
+    session.click("nav.nav a[href='/triggers']").await;
+    let orphan = env
+        .eventually("the broken trigger's error", || async {
+            let row = session.text("tr[data-trigger=orphan]").await;
+            row.contains("DagMissing").then_some(row)
+        })
+        .await;
+    assert!(orphan.contains("Not ready"), "{orphan}");
+    // Cells: Dag, source, submitted, skipped, failed, last scan, last submit, last run, Ready,
+    // last error (read again when a live update replaced the row meanwhile).
+    let cells = env
+        .eventually("the cron trigger's first run", || async {
+            let cells = session.texts("tr[data-trigger=every-minute] td").await;
+            let ran = cells.get(2).is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n >= 1));
+            (cells.len() == 10 && ran && cells.iter().all(|c| !c.is_empty())).then_some(cells)
+        })
+        .await;
+    let status = env
+        .api::<DagTrigger>()
+        .get("every-minute")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let last_run = status.last_run.expect("the trigger's last run");
+    assert!(cells[7].starts_with(&last_run), "{cells:?}");
+    assert!(
+        cells[1].contains("* * * * *") && cells[8].starts_with("Ready"),
+        "{cells:?}"
+    );
+    assert_eq!((cells[4].as_str(), cells[9].as_str()), ("0", "none"));
+    session.screenshot("triggers").await;
+    // The Dag page links its triggers.
+    session.goto(&format!("{}/ns/{ns}/dags/tick", ui.base)).await;
+    assert!(session.text("#dag-triggers").await.contains("every-minute"));
+
+    // The call step: drawn as a call, linked to its child run (the same link in the table).
+    let parent = env.wait_finished("nightly-1").await.status.unwrap();
+    let child = parent
+        .steps
+        .iter()
+        .find(|s| s.name == "bias")
+        .and_then(|s| s.child_run.clone());
+    let child = child.expect("the call step names its child run");
+    session.goto(&format!("{}/ns/{ns}/runs/nightly-1", ui.base)).await;
+    let node = session.find("#graph g.node[data-step=bias]").await;
+    assert_eq!(node.attr("data-kind").await.unwrap().as_deref(), Some("call"));
+    assert!(session.text("#steps tr[data-step=bias]").await.contains("call bias"));
+    let link = session.find("#steps a.child-run").await;
+    assert_eq!(link.text().await.unwrap(), child);
+    let graph_link = session.find("#graph a[aria-label^='step bias']").await;
+    let child_url = format!("/ns/{ns}/runs/{child}");
+    assert_eq!(graph_link.attr("href").await.unwrap(), Some(child_url.clone()));
+    session.screenshot("run-call").await;
+    link.click().await.unwrap();
+    env.eventually("the child run's page", || async {
+        let url = session.browser.current_url().await.ok()?;
+        (url.path() == child_url).then_some(())
+    })
+    .await;
+    assert_eq!(session.text("#parent-run").await, "nightly-1");
+
+    // The fan-out: stacked, with its progress (4 items, one failed) in the graph and the table.
+    env.wait_phase("fan-1", RunPhase::Failed).await;
+    session.goto(&format!("{}/ns/{ns}/runs/fan-1", ui.base)).await;
+    let node = session.find("#graph g.node[data-step=double]").await;
+    assert_eq!(node.attr("data-kind").await.unwrap().as_deref(), Some("fan-out"));
+    assert_eq!(node.find_all(Locator::Css("rect.stacked")).await.unwrap().len(), 2);
+    assert_eq!(
+        session.text("#graph g.node[data-step=double] text.composition").await,
+        "4/4 done, 1 failed"
+    );
+    let cell = session.text("#steps tr[data-step=double] td.composition").await;
+    assert!(
+        cell.contains("forEach 4/4 done, 1 failed") && cell.contains("#3 bad"),
+        "{cell}"
+    );
+    session.screenshot("run-fan-out").await;
     let _ = session.browser.clone().close().await;
 }
 

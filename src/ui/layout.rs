@@ -12,7 +12,7 @@ use std::collections::HashMap;
 /// Width of a node box.
 pub const NODE_WIDTH: u32 = 168;
 /// Height of a node box.
-pub const NODE_HEIGHT: u32 = 44;
+pub const NODE_HEIGHT: u32 = 56;
 /// Horizontal gap between layers.
 const LAYER_GAP: u32 = 56;
 /// Vertical gap between nodes of a layer.

@@ -17,18 +17,20 @@ use super::server::UiState;
 use super::views::dags::{DagRow, DagsPage};
 use super::views::run::{RunInput, RunPage};
 use super::views::runs::{RunsInput, RunsPage};
+use super::views::triggers::{self, TriggerLink, TriggerRow, TriggersPage, dag_triggers_url};
 use super::views::{Alert, Chrome, dag_url, encode, render};
 
 /// Query-string pairs, in order (keys may repeat).
 pub type Pairs = Vec<(String, String)>;
 
 impl UiState {
-    fn chrome(&self, title: String, crumbs: Vec<(String, String)>, live: String) -> Chrome {
+    fn chrome(&self, title: String, crumbs: Vec<(String, String)>, live: String, nav: &'static str) -> Chrome {
         Chrome {
             title,
             scope: self.scope.label(),
             crumbs,
             live,
+            nav,
         }
     }
 
@@ -51,7 +53,7 @@ pub async fn dags(State(ui): State<Arc<UiState>>) -> Html<String> {
             .collect()
     };
     let page = DagsPage {
-        chrome: ui.chrome("Dags".into(), Vec::new(), "/live".into()),
+        chrome: ui.chrome("Dags".into(), Vec::new(), "/live".into(), "dags"),
         alert: None,
         rows,
         all_namespaces: ui.scope == Scope::All,
@@ -87,7 +89,15 @@ pub async fn runs_response(
         format!("Runs of {dag_name}"),
         vec![(format!("{ns}/{dag_name}"), dag_url(ns, dag_name))],
         format!("/live?ns={}&dag={}", encode(ns), encode(dag_name)),
+        "dags",
     );
+    let triggers = ui
+        .cache
+        .triggers_in(Some(ns))
+        .iter()
+        .filter(|t| t.spec.dag_ref.name == dag_name)
+        .map(|t| TriggerLink::of(t))
+        .collect();
     let input = RunsInput {
         chrome,
         token: ui.token.clone(),
@@ -95,6 +105,8 @@ pub async fn runs_response(
         now: jiff::Timestamp::now(),
         alert,
         submitted,
+        triggers,
+        triggers_url: dag_triggers_url(ns, dag_name),
     };
     let page = {
         let index = ui.cache.index.read().unwrap_or_else(|e| e.into_inner());
@@ -162,6 +174,7 @@ pub async fn run_response(
             (name.to_string(), super::views::run_url(ns, name)),
         ],
         format!("/live?ns={}&dag={}", encode(ns), encode(&dag)),
+        "dags",
     );
     let hash = run.status.as_ref().and_then(|s| s.param_hash.clone());
     let page = {
@@ -185,6 +198,66 @@ pub async fn run_response(
     (status, Html(render(&page))).into_response()
 }
 
+/// `GET /triggers`: every DagTrigger in scope.
+pub async fn triggers(State(ui): State<Arc<UiState>>) -> Html<String> {
+    let chrome = ui.chrome("Triggers".into(), Vec::new(), triggers::live_url(None), "triggers");
+    Html(render(&triggers_page(&ui, chrome, None)))
+}
+
+/// `GET /ns/{ns}/dags/{dag}/triggers`: the DagTriggers of one Dag.
+pub async fn dag_triggers(State(ui): State<Arc<UiState>>, Path((ns, dag)): Path<(String, String)>) -> Response {
+    if !ui.in_scope(&ns) {
+        return out_of_scope(&ui, &ns);
+    }
+    let chrome = ui.chrome(
+        format!("Triggers of {dag}"),
+        vec![
+            (format!("{ns}/{dag}"), dag_url(&ns, &dag)),
+            ("triggers".into(), dag_triggers_url(&ns, &dag)),
+        ],
+        triggers::live_url(Some((&ns, &dag))),
+        "triggers",
+    );
+    Html(render(&triggers_page(&ui, chrome, Some((&ns, &dag))))).into_response()
+}
+
+/// The Triggers page of everything in scope, or of one Dag (namespace, name).
+fn triggers_page(ui: &UiState, chrome: Chrome, dag: Option<(&str, &str)>) -> TriggersPage {
+    let now = jiff::Timestamp::now();
+    let phase_of = |ns: &str, run: &str| {
+        ui.cache
+            .run(ns, run)
+            .map(|r| r.status.clone().unwrap_or_default().phase.as_str().to_string())
+    };
+    let rows: Vec<TriggerRow> = ui
+        .cache
+        .triggers_in(dag.map(|(ns, _)| ns))
+        .iter()
+        .filter(|t| dag.is_none_or(|(_, name)| t.spec.dag_ref.name == name))
+        .map(|t| TriggerRow::of(t, now, phase_of))
+        .collect();
+    let empty_note = match ui.cache.watch_error("DagTrigger") {
+        Some(error) => error,
+        None if !ui.cache.triggers.wait_until_ready().now_or_never_ready() => {
+            "No DagTriggers yet (still reading the cluster).".into()
+        }
+        None => "No DagTriggers here.".into(),
+    };
+    TriggersPage {
+        chrome,
+        alert: None,
+        rows,
+        all_namespaces: ui.scope == Scope::All,
+        dag: dag.map(|(ns, name)| (name.to_string(), dag_url(ns, name))),
+        empty_note,
+    }
+}
+
+fn out_of_scope(ui: &UiState, ns: &str) -> Response {
+    let message = format!("namespace {ns:?} is outside this UI's scope ({})", ui.scope.label());
+    (StatusCode::NOT_FOUND, message).into_response()
+}
+
 /// The object from the cache, else from the API server (the watch may lag a fresh object).
 /// Errors are ready responses: out of scope (404), missing (404), the read refused (its status).
 async fn find<K>(
@@ -201,8 +274,7 @@ where
 {
     let kind = K::kind(&()).to_string();
     if !ui.in_scope(ns) {
-        let message = format!("namespace {ns:?} is outside this UI's scope ({})", ui.scope.label());
-        return Err((StatusCode::NOT_FOUND, message).into_response());
+        return Err(out_of_scope(ui, ns));
     }
     if let Some(found) = cached(ns, name) {
         return Ok(found);

@@ -31,6 +31,8 @@ pub fn router(state: Arc<UiState>) -> Router {
         .route("/", get(pages::dags))
         .route("/ns/{ns}/dags/{dag}", get(pages::runs))
         .route("/ns/{ns}/dags/{dag}/runs", post(actions::submit))
+        .route("/ns/{ns}/dags/{dag}/triggers", get(pages::dag_triggers))
+        .route("/triggers", get(pages::triggers))
         .route("/ns/{ns}/runs/{run}", get(pages::run))
         .route("/ns/{ns}/runs/{run}/cancel", post(actions::cancel))
         .route("/ns/{ns}/runs/{run}/retry", post(actions::retry))

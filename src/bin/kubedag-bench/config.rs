@@ -11,7 +11,7 @@ use crate::argo::Mode;
 pub struct Config {
     /// Multiplies every workload size (1.0 = the sizes).
     pub scale: f64,
-    /// The workloads to run (`baseline`, `a`, `b`, `c`, `d`, `f`).
+    /// The workloads to run (`ui`, `baseline`, `a`, `b`, `c`, `d`, `f`).
     pub workloads: Vec<String>,
     /// The operator's `--concurrency`, and the plain client's parallel requests.
     pub concurrency: u16,
@@ -45,6 +45,10 @@ pub struct Config {
     pub baseline_jobs: usize,
     /// Dry-run creates of workload (d), each side.
     pub webhook_samples: usize,
+    /// Runs in the UI's cache for (e) (`BENCH_UI_RUNS`, not scaled: the figure is defined at 10,000).
+    pub ui_runs: usize,
+    /// Requests per query of (e) (`BENCH_UI_REQUESTS`).
+    pub ui_requests: usize,
     /// Extra operator flags (`BENCH_OPERATOR_ARGS`, split on whitespace).
     pub operator_args: Vec<String>,
     /// Delete each workload's namespace (and wait) before the next one starts.
@@ -128,7 +132,7 @@ impl Config {
         };
         let scale: f64 = env_or("BENCH_SCALE", 1.0);
         let scaled = |n: f64, min: usize| ((n * scale).round() as usize).max(min);
-        let workloads: String = env_or("BENCH_WORKLOADS", "baseline,a,d,b,c,f".to_string());
+        let workloads: String = env_or("BENCH_WORKLOADS", "ui,baseline,a,d,b,c,f".to_string());
         let run_id = format!("{:x}", std::process::id() as u64 * 7919 % 0xfffff);
         let node = format!("kubedag-bench-{run_id}");
         let argo_bin: PathBuf = flag("--argo-bin")
@@ -166,6 +170,8 @@ impl Config {
             max_running_jobs_f: env_or("BENCH_MAX_RUNNING_JOBS_F", 500),
             baseline_jobs: env_or("BENCH_BASELINE_JOBS", scaled(1000.0, 50)),
             webhook_samples: env_or("BENCH_WEBHOOK_SAMPLES", 200),
+            ui_runs: env_or("BENCH_UI_RUNS", 10_000).max(1),
+            ui_requests: env_or("BENCH_UI_REQUESTS", 200).max(1),
             isolate: env_or("BENCH_ISOLATE", 0u8) == 1,
             cleanup_wait: Duration::from_secs(env_or("BENCH_CLEANUP_WAIT", 180)),
             operator_args: std::env::var("BENCH_OPERATOR_ARGS")

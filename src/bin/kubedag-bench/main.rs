@@ -13,6 +13,9 @@
 //!    latency with the runs of (a), (f) one run fanning out over many items; after kubedag's, the same shapes as Argo Workflows
 //!    ([`argo`], [`system`]) at Argo's defaults and tuned, one controller at a time;
 //!
+//! and before all of them, while nothing else runs, (e) the web UI's runs page with 10,000 runs
+//! ([`ui_page`], no cluster needed; `kubedag-bench ui` measures it alone),
+//!
 //! and writes `latest.json` and `latest.md` into the output directory ([`report`]). Every figure
 //! is measured in this process: the Job (Pod) and DagRun (Workflow) watch streams ([`recorder`])
 //! give millisecond times for "Job created", "Job Complete" and "run finished" (the API's own
@@ -40,6 +43,7 @@ mod stats;
 mod system;
 mod targets;
 mod timeline;
+mod ui_page;
 mod webhook;
 mod workload;
 
@@ -67,6 +71,11 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
     std::fs::create_dir_all(&cfg.out_dir)?;
     let started_at = rfc3339(false);
     let load_at_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let ui = if cfg.wants("ui") {
+        Some(ui_page::run(cfg).await)
+    } else {
+        None
+    };
     let sim = Sim::start(&client, &cfg.node, Duration::from_secs_f64(cfg.pod_seconds)).await?;
     let remember = |ns: String| namespaces.lock().unwrap().push(ns);
 
@@ -144,6 +153,7 @@ async fn bench(client: Client, cfg: &Config, namespaces: Arc<Mutex<Vec<String>>>
         results,
         peers,
         hook,
+        ui,
     };
     let md = report::write(cfg, &sim, &measured)?;
 
@@ -189,9 +199,10 @@ async fn main() {
         println!(
             "kubedag-bench [--operator-bin PATH] [--argo-bin PATH] [--out-dir DIR]\n\
              kubedag-bench profile-log OPERATOR.LOG...   (count the requests of a kube_client=debug log)\n\
+             kubedag-bench ui   (only (e), the web UI's runs page; no cluster needed)\n\
              Benchmarks the kubedag operator against the cluster in KUBECONFIG (see bench/README.md).\n\
-             Environment: BENCH_SCALE, BENCH_WORKLOADS (baseline,a,d,b,c,f), BENCH_CONCURRENCY, BENCH_CREATE_CONCURRENCY,\n\
-             BENCH_POD_SECONDS, BENCH_PROFILE=1, BENCH_RUNS_A, BENCH_STEPS_B, BENCH_RUNS_C, BENCH_ITEMS_F,\n\
+             Environment: BENCH_SCALE, BENCH_WORKLOADS (ui,baseline,a,d,b,c,f), BENCH_UI_RUNS, BENCH_UI_REQUESTS, BENCH_CONCURRENCY,\n\
+             BENCH_CREATE_CONCURRENCY, BENCH_POD_SECONDS, BENCH_PROFILE=1, BENCH_RUNS_A, BENCH_STEPS_B, BENCH_RUNS_C, BENCH_ITEMS_F,\n\
              BENCH_MAX_RUNNING_JOBS_F, BENCH_BASELINE_JOBS,\n\
              BENCH_WEBHOOK_SAMPLES, BENCH_WORKLOAD_TIMEOUT, BENCH_OPERATOR_ARGS, BENCH_NODE,\n\
              BENCH_ARGO (default,tuned), BENCH_ARGO_WORKLOADS (a,c), BENCH_ARGO_RUNS_A, BENCH_ARGO_RUNS_C, BENCH_ARGO_BIN"
@@ -201,6 +212,12 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("profile-log") {
         profile_logs(&args[2..]);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("ui") {
+        let ui = ui_page::run(&Config::from_env()).await;
+        print!("{}", ui_page::markdown(&ui));
+        println!("{}", serde_json::to_string_pretty(&ui).unwrap_or_default());
         return;
     }
     // kube's rustls client needs a process-wide crypto provider (ring), as in the operator.

@@ -1,7 +1,7 @@
 //! The report: `latest.json` (the headline keys `launch_ratio`, `p99_transition_ms`,
 //! `rss_mib_10k`, `writes_per_step`, `fanout_object_bytes_max`, `mode`, the comparison keys `speedup_vs_argo_default`,
 //! `speedup_vs_argo_tuned`, `completion_ratio`, `p99_ratio_to_client`, `argo_default`,
-//! `argo_tuned`, then every figure and distribution) and `latest.md` (the tables for the
+//! `argo_tuned`, `ui` (the web UI's runs page), then every figure and distribution) and `latest.md` (the tables for the
 //! README: kubedag beside Argo, kubedag's own figures, the targets of [`crate::targets`]).
 
 use std::collections::BTreeMap;
@@ -14,6 +14,7 @@ use crate::clock::rfc3339;
 use crate::config::Config;
 use crate::sim_node::Sim;
 use crate::stats::round2;
+use crate::ui_page::{self, UiResult};
 use crate::webhook::WebhookResult;
 use crate::workload::WorkloadResult;
 use crate::{Res, compare};
@@ -30,6 +31,8 @@ pub struct Measured {
     /// Argo's workloads, every mode.
     pub peers: Vec<WorkloadResult>,
     pub hook: Option<WebhookResult>,
+    /// (e), the web UI's runs page.
+    pub ui: Option<UiResult>,
 }
 
 /// The headline figures of latest.json.
@@ -88,7 +91,12 @@ pub fn write(cfg: &Config, sim: &Sim, m: &Measured) -> Res<String> {
                  "runs_a": cfg.argo_runs_a, "runs_c": cfg.argo_runs_c},
         "targets": targets,
     });
-    let md = markdown(&summary, base, results, hook, &compare::side_by_side(&all));
+    let mut md = markdown(&summary, base, results, hook, &compare::side_by_side(&all));
+    if let Some(ui) = &m.ui {
+        // Before the targets table, after (d).
+        let at = md.find("| target |").unwrap_or(md.len());
+        md.insert_str(at, &ui_page::markdown(ui));
+    }
     let mut out = summary.clone();
     let obj = out.as_object_mut().unwrap();
     obj.insert("launch_ratio".into(), json!(headline.launch_ratio));
@@ -139,6 +147,7 @@ pub fn write(cfg: &Config, sim: &Sim, m: &Measured) -> Res<String> {
         )?,
     );
     obj.insert("webhook".into(), serde_json::to_value(hook)?);
+    obj.insert("ui".into(), serde_json::to_value(&m.ui)?);
     std::fs::write(
         cfg.out_dir.join("latest.json"),
         serde_json::to_string_pretty(&out)? + "\n",

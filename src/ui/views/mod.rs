@@ -2,11 +2,15 @@
 //! strings and numbers, built from the cache without I/O. Templates escape every value.
 //!
 //! - [`dags`]: the Dags page. [`runs`]: a Dag's runs grouped by parameter set, with the filter
-//!   and submit forms. [`run`]: one run: graph, steps, logs, events, actions.
+//!   and submit forms. [`run`]: one run: steps, logs, events, actions; [`graph`]: its SVG graph,
+//!   calls and fan-outs drawn as such, from [`composition`]. [`triggers`]: the DagTriggers.
 
+pub mod composition;
 pub mod dags;
+pub mod graph;
 pub mod run;
 pub mod runs;
+pub mod triggers;
 
 use askama::Template;
 
@@ -20,6 +24,8 @@ pub struct Chrome {
     pub crumbs: Vec<(String, String)>,
     /// The live-update stream this page listens to (empty: none).
     pub live: String,
+    /// The section of the page in the top navigation (`dags`, `triggers`), marked current.
+    pub nav: &'static str,
 }
 
 /// A message above the page: an action's outcome or refusal.

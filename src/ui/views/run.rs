@@ -1,5 +1,5 @@
-//! A run's page: identity (requestId, paramHash, params), the step graph as SVG with nodes
-//! coloured by step phase, the step table, the runs with the same parameters, Events, and the
+//! A run's page: identity (requestId, paramHash, params, the parent run when a `call` made it),
+//! the step graph ([`super::graph`]), the step table with each step's composition, the runs with the same parameters, Events, and the
 //! logs panel of one step.
 
 use askama::Template;
@@ -7,16 +7,14 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Event;
 use kube::ResourceExt;
 
-use crate::api::{DagRun, RunPhase, StepPhase};
+use crate::api::{DagRun, RunPhase, labels};
 use crate::cli::human;
 use crate::cli::steps::{self, StepView};
 use crate::ui::groups::RunRow;
-use crate::ui::layout::{self, NODE_HEIGHT, NODE_WIDTH};
 
-use super::{Alert, Chrome, dag_url, encode, phase_colour, run_url};
-
-/// Longest step name drawn in a node before it is cut (the full name is in the table).
-const NODE_LABEL_LEN: usize = 20;
+use super::composition::Composition;
+use super::graph::{self, Graph, step_phase};
+use super::{Alert, Chrome, dag_url, encode, run_url};
 
 #[derive(Template)]
 #[template(path = "run.html")]
@@ -35,6 +33,8 @@ pub struct RunPage {
     pub started: String,
     pub duration: String,
     pub retries: u32,
+    /// The run and step that called this run, when a `call` step made it: (run, URL, step).
+    pub called_by: Option<(String, String, String)>,
     pub can_cancel: bool,
     pub can_retry: bool,
     pub cancel_url: String,
@@ -51,36 +51,6 @@ pub struct RunPage {
     pub log_attempts: Vec<(String, String, bool)>,
 }
 
-/// The SVG drawing.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Graph {
-    pub width: u32,
-    pub height: u32,
-    pub nodes: Vec<GraphNode>,
-    /// SVG path data of each edge.
-    pub edges: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct GraphNode {
-    pub name: String,
-    pub label: String,
-    pub phase: String,
-    /// ` ×2` for a step on its second attempt, else empty.
-    pub detail: String,
-    pub fill: &'static str,
-    pub stroke: &'static str,
-    pub stroke_width: u32,
-    pub href: String,
-    pub x: u32,
-    pub y: u32,
-    pub w: u32,
-    pub h: u32,
-    pub cx: u32,
-    pub ty: u32,
-    pub ty2: u32,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRow {
     pub name: String,
@@ -92,6 +62,8 @@ pub struct StepRow {
     pub duration: String,
     pub message: String,
     pub outputs: Vec<(String, String)>,
+    /// A call's child run or a fan-out's progress.
+    pub composition: Option<Composition>,
     pub logs_url: String,
     pub log_current: bool,
 }
@@ -138,9 +110,21 @@ impl RunPage {
         let views = steps::ordered(status.dag_spec.as_ref(), &status.steps);
         let logs_url = |step: &str| format!("{url}?step={}#logs", encode(step));
         let now = input.now;
+        let spec = status.dag_spec.as_ref();
+        let compositions: Vec<Option<Composition>> = views
+            .iter()
+            .map(|v| {
+                let step = spec.and_then(|s| s.steps.iter().chain(&s.on_exit).find(|s| s.name == v.name));
+                Composition::of(&namespace, step, v.status)
+            })
+            .collect();
         let steps: Vec<StepRow> = views
             .iter()
-            .map(|v| step_row(v, logs_url(v.name), input.log_step.as_deref() == Some(v.name), now))
+            .zip(&compositions)
+            .map(|(v, c)| StepRow {
+                composition: c.clone(),
+                ..step_row(v, logs_url(v.name), input.log_step.as_deref() == Some(v.name), now)
+            })
             .collect();
         let mut newest_first = input.siblings.clone();
         newest_first.sort_by_key(|r| std::cmp::Reverse((r.created, r.name.clone())));
@@ -184,11 +168,12 @@ impl RunPage {
             started: human::age(status.started_at.as_ref(), now) + " ago",
             duration: human::elapsed(status.started_at.as_ref(), status.finished_at.as_ref(), now),
             retries: status.retries,
+            called_by: called_by(run, &namespace),
             can_cancel: !phase.is_terminal() && !run.spec.cancel,
             can_retry: phase == RunPhase::Failed,
             cancel_url: format!("{url}/cancel"),
             retry_url: format!("{url}/retry"),
-            graph: graph(&views, &logs_url, input.log_step.as_deref()),
+            graph: graph::graph(&views, &compositions, &logs_url, input.log_step.as_deref()),
             legend: vec!["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"],
             steps,
             siblings,
@@ -227,17 +212,6 @@ fn log_attempts(
         .collect()
 }
 
-fn step_phase(view: &StepView<'_>) -> &'static str {
-    match view.status.map(|s| s.phase).unwrap_or_default() {
-        StepPhase::Pending => "Pending",
-        StepPhase::Running => "Running",
-        StepPhase::Succeeded => "Succeeded",
-        StepPhase::Failed => "Failed",
-        StepPhase::Skipped => "Skipped",
-        StepPhase::Cancelled => "Cancelled",
-    }
-}
-
 fn step_row(view: &StepView<'_>, logs_url: String, log_current: bool, now: Timestamp) -> StepRow {
     let status = view.status;
     StepRow {
@@ -256,68 +230,18 @@ fn step_row(view: &StepView<'_>, logs_url: String, log_current: bool, now: Times
         outputs: status
             .map(|s| s.outputs.clone().into_iter().collect())
             .unwrap_or_default(),
+        composition: None,
         logs_url,
         log_current,
     }
 }
 
-/// Lays the steps out and turns the layout into SVG shapes. The step whose logs are shown gets
-/// a thick outline.
-fn graph(views: &[StepView<'_>], logs_url: &dyn Fn(&str) -> String, selected: Option<&str>) -> Graph {
-    let nodes: Vec<layout::Node<'_>> = views
-        .iter()
-        .map(|v| layout::Node {
-            name: v.name,
-            depends: v.depends,
-        })
-        .collect();
-    let laid = layout::layout(&nodes);
-    let graph_nodes = laid
-        .placed
-        .iter()
-        .map(|p| {
-            let view = &views[p.node];
-            let phase = step_phase(view);
-            let attempts = view.status.map_or(0, |s| s.attempts);
-            let is_selected = selected == Some(view.name);
-            GraphNode {
-                name: view.name.to_string(),
-                label: crate::cli::table::truncate(view.name, NODE_LABEL_LEN),
-                phase: phase.into(),
-                detail: if attempts > 1 {
-                    format!(" ×{attempts}")
-                } else {
-                    String::new()
-                },
-                fill: phase_colour(phase),
-                stroke: if is_selected { "#1f2328" } else { "#ffffff" },
-                stroke_width: if is_selected { 3 } else { 1 },
-                href: logs_url(view.name),
-                x: p.x,
-                y: p.y,
-                w: NODE_WIDTH,
-                h: NODE_HEIGHT,
-                cx: p.x + NODE_WIDTH / 2,
-                ty: p.y + 19,
-                ty2: p.y + 35,
-            }
-        })
-        .collect();
-    let edges = laid
-        .edges
-        .iter()
-        .map(|e| {
-            let ((x1, y1), (x2, y2)) = (e.start, e.end);
-            let mid = (x1 + x2) / 2;
-            format!("M {x1} {y1} C {mid} {y1}, {mid} {y2}, {} {y2}", x2.saturating_sub(2))
-        })
-        .collect();
-    Graph {
-        width: laid.width,
-        height: laid.height,
-        nodes: graph_nodes,
-        edges,
-    }
+/// The parent run and step of a child run made by a `call` (from its labels).
+fn called_by(run: &DagRun, namespace: &str) -> Option<(String, String, String)> {
+    let own = run.labels();
+    let parent = own.get(labels::PARENT_RUN)?;
+    let step = own.get(labels::PARENT_STEP).cloned().unwrap_or_default();
+    Some((parent.clone(), run_url(namespace, parent), step))
 }
 
 /// Newest first.
@@ -346,7 +270,7 @@ fn event_rows(mut events: Vec<Event>, now: Timestamp) -> Vec<EventRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{DagRef, DagRunSpec, DagRunStatus, StepStatus};
+    use crate::api::{DagRef, DagRunSpec, DagRunStatus, StepPhase, StepStatus};
     use crate::engine::graph;
 
     #[test]

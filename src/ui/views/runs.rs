@@ -10,6 +10,7 @@ use crate::cli::args::parse_phase;
 use crate::cli::human;
 use crate::ui::groups::{self, DEFAULT_PAGE_SIZE, Query, RunRow, Sort};
 
+use super::triggers::TriggerLink;
 use super::{Alert, Chrome, dag_url, encode, run_url};
 
 /// The "created within" choices: (query value, label, seconds).
@@ -46,6 +47,9 @@ pub struct RunsPage {
     pub pages: usize,
     pub prev_url: Option<String>,
     pub next_url: Option<String>,
+    /// The DagTriggers that submit runs of this Dag, and the URL of their page.
+    pub triggers: Vec<TriggerLink>,
+    pub triggers_url: String,
 }
 
 /// The filter form's values as typed, to show them back and to build page links.
@@ -168,6 +172,9 @@ pub struct RunsInput<'a> {
     pub alert: Option<Alert>,
     /// Values to put back into the submit form (after a refusal).
     pub submitted: &'a [(String, String)],
+    /// The Dag's triggers and the URL of their page.
+    pub triggers: Vec<TriggerLink>,
+    pub triggers_url: String,
 }
 
 impl RunsPage {
@@ -245,6 +252,8 @@ impl RunsPage {
             query: view,
             base_url,
             dag: name,
+            triggers: input.triggers,
+            triggers_url: input.triggers_url,
         }
     }
 }

@@ -1,0 +1,194 @@
+//! Shared by the web UI's browser tests (`tests/e2e_ui.rs`): a `kubectl dag ui` process, a
+//! chromedriver + headless Chromium session with the page reads the tests need, and Dag
+//! manifests. Included with `#[path]` (not a test target).
+
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::STEP_IMAGE;
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use kubedag::testkit::http::free_port;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A `kubectl dag ui` process of this test; killed when dropped.
+pub struct Ui {
+    pub base: String,
+    _child: Child,
+}
+
+impl Ui {
+    /// Starts the UI on a free port for namespace `ns`, with `kubeconfig` (default: the test's).
+    pub async fn start(ns: &str, kubeconfig: Option<&str>) -> Ui {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-dag"));
+        command
+            .args(["-n", ns, "ui", "--port", "0"])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(path) = kubeconfig {
+            command.env("KUBECONFIG", path);
+        }
+        let mut child = command.spawn().expect("start kubectl-dag ui");
+        let stdout = child.stdout.take().expect("its stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the UI prints its URL")
+            .expect("read its stdout")
+            .expect("a first line");
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .trim_end_matches('/')
+            .to_string();
+        Ui { base, _child: child }
+    }
+}
+
+/// A chromedriver process and a headless Chromium session.
+pub struct Session {
+    pub browser: Browser,
+    _driver: Child,
+}
+
+impl Session {
+    pub async fn start() -> Session {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver (install with e2e/ui-deps.sh)");
+        let binary = ["/usr/lib/chromium/chromium", "/usr/bin/chromium"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("chromium (install with e2e/ui-deps.sh)");
+        let capabilities = json!({"goog:chromeOptions": {
+            "binary": binary,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000", "--force-device-scale-factor=1"],
+        }});
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(capabilities);
+        let mut last_error = String::new();
+        for _ in 0..100 {
+            match builder.connect(&url).await {
+                Ok(browser) => {
+                    return Session {
+                        browser,
+                        _driver: driver,
+                    };
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("cannot open a Chromium session through chromedriver: {last_error}");
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.browser
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    }
+
+    /// Texts of the elements matching `css`.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut texts = Vec::new();
+        for element in self.browser.find_all(Locator::Css(css)).await.unwrap_or_default() {
+            texts.push(element.text().await.unwrap_or_default());
+        }
+        texts
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        self.texts(css).await.join("\n")
+    }
+
+    /// Types `value` into the input `css` (cleared first).
+    pub async fn fill(&self, css: &str, value: &str) {
+        let input = self.browser.find(Locator::Css(css)).await.expect(css);
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+
+    /// The element `css` (which must exist).
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.browser
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.browser
+            .find(Locator::Css(css))
+            .await
+            .expect(css)
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Saves the viewport as `docs/ui/NAME.png`.
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.browser.screenshot().await.expect("a screenshot");
+        let dir = format!("{}/docs/ui", env!("CARGO_MANIFEST_DIR"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
+    }
+
+    /// (step, phase, fill) of each node of the run page's graph. Empty when a live update
+    /// replaced the graph while it was being read (callers poll, so the next read sees the new one).
+    pub async fn graph_nodes(&self) -> Vec<(String, String, String)> {
+        let mut nodes = Vec::new();
+        for node in self
+            .browser
+            .find_all(Locator::Css("#graph g.node"))
+            .await
+            .unwrap_or_default()
+        {
+            let step = node.attr("data-step").await.ok().flatten().unwrap_or_default();
+            let phase = node.attr("data-phase").await.ok().flatten().unwrap_or_default();
+            let Ok(rect) = node.find(Locator::Css("rect.box")).await else {
+                return Vec::new();
+            };
+            let fill = rect.attr("fill").await.ok().flatten().unwrap_or_default();
+            nodes.push((step, phase, fill));
+        }
+        nodes.sort();
+        nodes
+    }
+}
+
+/// A Dag manifest with params and shell-script steps `(name, depends, script)`.
+pub fn dag_yaml(name: &str, policy: &str, params: &[(&str, Option<&str>)], steps: &[(&str, &[&str], &str)]) -> String {
+    let params: Vec<_> = params
+        .iter()
+        .map(|(n, d)| match d {
+            Some(d) => json!({"name": n, "default": d}),
+            None => json!({"name": n}),
+        })
+        .collect();
+    let steps: Vec<_> = steps
+        .iter()
+        .map(|(n, deps, script)| json!({"name": n, "depends": deps, "script": script}))
+        .collect();
+    let dag = json!({
+        "apiVersion": "kubedag.io/v1alpha1", "kind": "Dag", "metadata": {"name": name},
+        "spec": {"params": params, "duplicatePolicy": policy,
+                 "defaults": {"image": STEP_IMAGE, "imagePullPolicy": "IfNotPresent"}, "steps": steps},
+    });
+    serde_yaml::to_string(&dag).unwrap()
+}
