@@ -137,7 +137,7 @@ nulls leave a parameter unset, so its default applies. Exit status 1 if any line
   kubectl dag graph process-image-x7k2p            # Mermaid, e.g. for a Markdown page
   kubectl dag graph process-image -o dot | dot -Tsvg > process-image.svg")]
     Graph(GraphArgs),
-    /// Check Dag and DagRun manifests offline with the cluster's rules; one `file:line: message` per problem.
+    /// Check Dag, DagRun and DagTrigger manifests offline with the cluster's rules; one `file:line: message` per problem.
     #[command(after_help = "Examples:
   kubectl dag lint manifests/examples/*.yaml
   helm template charts/my-dags | kubectl dag lint -

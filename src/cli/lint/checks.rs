@@ -10,7 +10,7 @@ use kube::CustomResourceExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{Dag, DagRun, DagSpec, RunPhase};
+use crate::api::{Dag, DagRun, DagSpec, DagTrigger, RunPhase};
 use crate::engine::validate::{self, DagError, Who};
 use crate::engine::{admit, duplicates};
 
@@ -25,7 +25,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn at(path: impl Into<String>, message: impl Into<String>) -> Problem {
+    pub(super) fn at(path: impl Into<String>, message: impl Into<String>) -> Problem {
         Problem {
             path: path.into(),
             line: None,
@@ -38,6 +38,7 @@ impl Problem {
 pub enum Parsed {
     Dag(Box<Dag>),
     Run(Box<DagRun>),
+    Trigger(Box<DagTrigger>),
     /// Not a kubedag object (a Namespace, a PVC, ...): not checked.
     Other,
     /// A kubedag object that does not parse; the problems say why.
@@ -57,9 +58,13 @@ pub fn parse(text: &str) -> (Parsed, Vec<Problem>) {
     let (crd, kind) = match (is_kubedag, value["kind"].as_str()) {
         (true, Some("Dag")) => (Dag::crd(), "Dag"),
         (true, Some("DagRun")) => (DagRun::crd(), "DagRun"),
+        (true, Some("DagTrigger")) => (DagTrigger::crd(), "DagTrigger"),
         (true, other) => {
             let kind = other.unwrap_or("(none)");
-            let problem = Problem::at("kind", format!("kind {kind:?} is not a kubedag kind (Dag, DagRun)"));
+            let problem = Problem::at(
+                "kind",
+                format!("kind {kind:?} is not a kubedag kind (Dag, DagRun, DagTrigger)"),
+            );
             return (Parsed::Broken(vec![problem]), Vec::new());
         }
         _ => return (Parsed::Other, Vec::new()),
@@ -72,6 +77,7 @@ pub fn parse(text: &str) -> (Parsed, Vec<Problem>) {
     }
     let parsed = match kind {
         "Dag" => typed::<Dag>(text).map(|d| Parsed::Dag(Box::new(d))),
+        "DagTrigger" => typed::<DagTrigger>(text).map(|t| Parsed::Trigger(Box::new(t))),
         _ => typed::<DagRun>(text).map(|r| Parsed::Run(Box::new(r))),
     };
     match parsed {

@@ -1,9 +1,10 @@
-//! `kubectl dag lint FILE...`: checks Dag and DagRun manifests offline with the cluster's own
+//! `kubectl dag lint FILE...`: checks Dag, DagRun and DagTrigger manifests offline with the cluster's own
 //! rules (see [`checks`]) and prints one `file:line: message` per problem. Other kinds in the
 //! files (Namespaces, claims, ...) are skipped. Exit status 1 if any problem was found.
 
 mod checks;
 mod documents;
+mod trigger;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +12,9 @@ use std::process::ExitCode;
 use checks::{Parsed, Problem, SeenRuns};
 use documents::Document;
 
-use crate::api::{Dag, DagRun};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::api::Dag;
 
 use super::error::CliError;
 use super::output;
@@ -95,8 +98,14 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Finding>, usize) {
             Parsed::Dag(dag) => checks::check_dag(&dag.spec),
             Parsed::Run(run) => {
                 let place = format!("{file}:{}", doc.line_of("metadata.name"));
-                checks::check_run(run, dag_of(&dags, run), &place, &mut seen)
+                checks::check_run(
+                    run,
+                    dag_of(&dags, &run.metadata, &run.spec.dag_ref.name),
+                    &place,
+                    &mut seen,
+                )
             }
+            Parsed::Trigger(t) => trigger::check_trigger(t, dag_of(&dags, &t.metadata, &t.spec.dag_ref.name)),
         });
         checked += 1;
         findings.extend(problems.into_iter().map(|p| place(file, doc, p)));
@@ -106,11 +115,12 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Finding>, usize) {
     (findings, checked)
 }
 
-/// The run's Dag among `dags`: same name, and the same namespace where both name one.
-fn dag_of<'a>(dags: &[&'a Dag], run: &DagRun) -> Option<&'a Dag> {
-    let namespace = run.metadata.namespace.as_deref();
+/// The Dag named `name` among `dags` for an object with `meta` (a run or a trigger): same name,
+/// and the same namespace where both name one.
+fn dag_of<'a>(dags: &[&'a Dag], meta: &ObjectMeta, name: &str) -> Option<&'a Dag> {
+    let namespace = meta.namespace.as_deref();
     dags.iter().copied().find(|dag| {
-        dag.metadata.name.as_deref() == Some(run.spec.dag_ref.name.as_str())
+        dag.metadata.name.as_deref() == Some(name)
             && match (namespace, dag.metadata.namespace.as_deref()) {
                 (Some(a), Some(b)) => a == b,
                 _ => true,
