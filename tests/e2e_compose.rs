@@ -1,5 +1,6 @@
-//! End to end on the local cluster: `call` (child runs isolated per params, identical calls made
-//! at once run exactly once and all get the output, cancel of the parent cancels its child) and
+//! End to end on the local cluster: `call` (child runs isolated per params, 50 identical calls made
+//! at once run exactly once across an operator kill and all get the output, cancel of the parent
+//! cancels its child) and
 //! `forEach` (the window is never exceeded, a failing item is retried then named, map-reduce).
 
 mod common;
@@ -47,7 +48,7 @@ async fn runs_of(env: &TestEnv, dag: &str) -> Vec<DagRun> {
 #[tokio::test]
 #[ignore = "needs the local cluster: make test"]
 async fn calls_stay_isolated_per_params_and_identical_calls_run_once() {
-    let env = TestEnv::new("compose-call").await;
+    let mut env = TestEnv::new("compose-call").await;
     env.create::<Dag>(&dag(
         "bias",
         "[{name: night}]",
@@ -76,8 +77,9 @@ async fn calls_stay_isolated_per_params_and_identical_calls_run_once() {
         assert_eq!(child.spec.params["night"], night);
     }
 
-    // 30 parents with the same night, created at the same instant: exactly one child runs.
-    const PARENTS: usize = 30;
+    // 50 parents with the same night, created at the same instant, the operator SIGKILLed once
+    // while their child exists: exactly one child runs and every parent gets its output.
+    const PARENTS: usize = 50;
     let env_ref = &env;
     let creates = (0..PARENTS).map(|i| {
         let yaml = run_yaml(
@@ -88,6 +90,21 @@ async fn calls_stay_isolated_per_params_and_identical_calls_run_once() {
         async move { env_ref.create::<DagRun>(&yaml).await }
     });
     futures::future::join_all(creates).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !runs_of(&env, "bias")
+        .await
+        .iter()
+        .any(|r| r.spec.params["night"] == "n3")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no child run of night n3 appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.kill_operator();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.start_operator(&[]);
     let mut children = std::collections::BTreeSet::new();
     for i in 0..PARENTS {
         let status = env.wait_finished(&format!("p{i:02}")).await.status.unwrap();
