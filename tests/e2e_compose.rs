@@ -139,12 +139,15 @@ async fn calls_stay_isolated_per_params_and_identical_calls_run_once() {
     assert_eq!(jobs.len(), 3, "one Job per distinct night: {jobs:?}");
 }
 
-/// A fan-out over the numbers 1..=60 (made by a step), 10 at a time, doubling each; item `bad`
+/// How many items the fan-out has (issue #16: 200 with `maxParallel: 10`).
+const ITEMS: u32 = 200;
+
+/// A fan-out over the numbers 1..=ITEMS (made by a step), 10 at a time, doubling each; item `bad`
 /// always fails. Then a reduce sums the doubled values.
 fn fan_dag() -> String {
     let steps = r#"    - name: list
       outputs: [numbers]
-      script: echo "numbers=[$(seq -s, 1 60)]" > "$KUBEDAG_OUTPUTS"
+      script: echo "numbers=[$(seq -s, 1 ITEMS)]" > "$KUBEDAG_OUTPUTS"
     - name: double
       depends: [list]
       forEach: {output: steps.list.outputs.numbers, maxParallel: 10}
@@ -160,7 +163,7 @@ fn fan_dag() -> String {
       script: |
         echo "$KUBEDAG_OUTPUT_DOUBLE_TWICE" | tr -d '[]"' | tr ',' '\n' | awk '{s += $1} END {print "total=" s}' > "$KUBEDAG_OUTPUTS"
 "#;
-    dag("fan", "[{name: bad}]", steps, "")
+    dag("fan", "[{name: bad}]", &steps.replace("ITEMS", &ITEMS.to_string()), "")
 }
 
 /// The most instance Jobs of `run` seen running at once, sampling until it finishes.
@@ -200,7 +203,9 @@ async fn for_each_keeps_its_window_retries_and_names_a_failing_item_and_reduces(
     let env = TestEnv::new("compose-fan").await;
     env.create::<Dag>(&fan_dag()).await;
 
+    // Both runs at once: each keeps its own window.
     env.create::<DagRun>(&run_yaml("good", "fan", &[("bad", "none")])).await;
+    env.create::<DagRun>(&run_yaml("bad", "fan", &[("bad", "13")])).await;
     let most = max_running(&env, "good").await;
     assert!(most <= 10, "{most} instances ran at once, maxParallel is 10");
     assert!(most >= 5, "the window was used ({most} at most)");
@@ -208,22 +213,24 @@ async fn for_each_keeps_its_window_retries_and_names_a_failing_item_and_reduces(
     assert_eq!(status.phase, RunPhase::Succeeded, "{status:?}");
     let double = step(&status, "double");
     let fe = double.for_each.clone().unwrap();
-    assert_eq!((fe.total, fe.succeeded, fe.failed), (60, 60, 0));
-    let expected: Vec<String> = (1..=60).map(|i| (i * 2).to_string()).collect();
+    assert_eq!((fe.total, fe.succeeded, fe.failed), (ITEMS, ITEMS, 0));
+    let expected: Vec<String> = (1..=ITEMS).map(|i| (i * 2).to_string()).collect();
     assert_eq!(double.outputs["twice"], serde_json::to_string(&expected).unwrap());
-    assert_eq!(step(&status, "sum").outputs["total"], "3660", "2 * (1 + .. + 60)");
+    let total = (ITEMS * (ITEMS + 1)).to_string();
+    assert_eq!(step(&status, "sum").outputs["total"], total, "2 * (1 + .. + ITEMS)");
 
-    env.create::<DagRun>(&run_yaml("bad", "fan", &[("bad", "13")])).await;
     let status = env.wait_finished("bad").await.status.unwrap();
     assert_eq!(status.phase, RunPhase::Failed);
     let double = step(&status, "double");
     assert_eq!(double.phase, StepPhase::Failed);
     let fe = double.for_each.clone().unwrap();
-    assert_eq!((fe.succeeded, fe.failed), (59, 1));
+    assert_eq!((fe.succeeded, fe.failed), (ITEMS - 1, 1));
     assert_eq!((fe.failed_items[0].index, fe.failed_items[0].item.as_str()), (12, "13"));
     let message = double.message.clone().unwrap();
     assert!(
-        message.starts_with("1 of 60 instances failed: item 12 (\"13\"): attempt 2 failed"),
+        message.starts_with(&format!(
+            "1 of {ITEMS} instances failed: item 12 (\"13\"): attempt 2 failed"
+        )),
         "{message}"
     );
     let attempts = env
