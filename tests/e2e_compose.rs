@@ -90,18 +90,11 @@ async fn calls_stay_isolated_per_params_and_identical_calls_run_once() {
         async move { env_ref.create::<DagRun>(&yaml).await }
     });
     futures::future::join_all(creates).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !runs_of(&env, "bias")
-        .await
-        .iter()
-        .any(|r| r.spec.params["night"] == "n3")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no child run of night n3 appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    env.eventually("a child run of night n3", || async {
+        let runs = runs_of(&env, "bias").await;
+        runs.iter().any(|r| r.spec.params["night"] == "n3").then_some(())
+    })
+    .await;
     env.kill_operator();
     tokio::time::sleep(Duration::from_millis(500)).await;
     env.start_operator(&[]);

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::DagRef;
 use super::schema::lean;
 
+/// The message of the CRD's rule that exactly one source is set (`kubectl dag lint` reports the
+/// same).
+pub const ONE_SOURCE: &str = "exactly one of spec.schedule, spec.directory, spec.bucket must be set";
+
 /// Spec of a `DagTrigger`: the Dag, the params of each run, and exactly one source.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
@@ -33,7 +37,7 @@ use super::schema::lean;
 )]
 #[x_kube(validation = Rule::new(
     "[has(self.schedule), has(self.directory), has(self.bucket)].filter(x, x).size() == 1"
-).message("exactly one of spec.schedule, spec.directory, spec.bucket must be set"))]
+).message(ONE_SOURCE))]
 #[serde(rename_all = "camelCase")]
 pub struct DagTriggerSpec {
     /// The Dag to run, in the trigger's namespace.

@@ -2,16 +2,13 @@
 //! and the trigger's operator or watcher would refuse later, at run time, as `InvalidSchedule`,
 //! `InvalidSpec` or `InvalidParams`.
 
-use crate::api::{Dag, DagTrigger};
+use crate::api::{Dag, DagTrigger, ONE_SOURCE};
 use crate::engine::schedule::Schedule;
 use crate::engine::trigger::{Variables, render_params, schedule_variables};
 use crate::engine::{params, trigger::ParamsError};
 use crate::watch::{Found, scan::ScanSpec};
 
 use super::checks::Problem;
-
-/// The CRD's validation rule message on `spec` (src/api/trigger.rs).
-const ONE_SOURCE: &str = "exactly one of spec.schedule, spec.directory, spec.bucket must be set";
 
 /// Checks `trigger`, and its params against `dag` when the linted files hold its Dag (without it
 /// the Dag may be in the cluster: only the trigger's own fields are checked).
