@@ -81,8 +81,11 @@ start_daemon "$NAME" "$bin" start \
   --configmap-name local-path-config \
   --helper-image kubedag.local/busybox:1
 started() { grep -q 'Started provisioner controller' "$LOGS/$NAME.log"; }
+# Not pid_alive: just after start_daemon the pid may not have exec'd the binary yet (its
+# cmdline is still the shell's), which pid_alive's identity check reads as "exited".
+running() { local state; state=$(awk '{print $3}' "/proc/$(cat "$pidfile")/stat" 2>/dev/null) && [[ $state != Z ]]; }
 until started; do
-  pid_alive "$pidfile" || { tail -20 "$LOGS/$NAME.log" >&2; die "$NAME exited (log: $LOGS/$NAME.log)"; }
+  running || { tail -20 "$LOGS/$NAME.log" >&2; die "$NAME exited (log: $LOGS/$NAME.log)"; }
   ((SECONDS - start < 30)) || { tail -20 "$LOGS/$NAME.log" >&2; die "timed out waiting for $NAME"; }
   sleep 0.2
 done
