@@ -408,7 +408,7 @@ async fn kubectl_complete(words: &[&str]) -> String {
 
 #[tokio::test]
 #[ignore = "needs the local cluster: make test"]
-async fn applied_runs_are_labelled_paged_listed_everywhere_watched_and_complete_by_name() {
+async fn applied_runs_are_selected_by_dag_paged_listed_everywhere_watched_and_complete_by_name() {
     let env = TestEnv::new("cli-pages").await;
     env.create::<Dag>(&dag("paged", "", r#"[{name: a, script: "true"}]"#))
         .await;
@@ -416,12 +416,24 @@ async fn applied_runs_are_labelled_paged_listed_everywhere_watched_and_complete_
         env.create::<DagRun>(&common::run_yaml(&format!("paged-{file}"), "paged", &[("file", file)]))
             .await;
     }
-    let by_label = ListParams::default().labels("kubedag.io/dag=paged");
-    env.eventually("the operator labels the 3 applied runs with their Dag", || async {
-        let listed = env.api::<DagRun>().list(&by_label).await.ok()?;
-        (listed.items.len() == 3).then_some(())
-    })
-    .await;
+    // Another Dag's run, which no selection of `paged` may show.
+    env.create::<Dag>(&dag("other", "", r#"[{name: a, script: "true"}]"#))
+        .await;
+    env.create::<DagRun>(&common::run_yaml("other-a", "other", &[("file", "a")]))
+        .await;
+    let by_field = ListParams::default().fields("spec.dagRef.name=paged");
+    let listed = env
+        .api::<DagRun>()
+        .list(&by_field)
+        .await
+        .expect("list by spec.dagRef.name");
+    let mut names: Vec<String> = listed.items.iter().map(|r| r.name_any()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["paged-a", "paged-b", "paged-c"],
+        "the API server selects on the field"
+    );
 
     let first = kubectl_dag(&env, &["list", "paged", "--limit", "2"]).await;
     assert_eq!(first.code, 0, "{first:?}");
@@ -438,11 +450,12 @@ async fn applied_runs_are_labelled_paged_listed_everywhere_watched_and_complete_
     seen.extend(rest.lines_containing("paged-"));
     assert_eq!(seen.len(), 3, "two pages hold the 3 runs once each: {first:?} {rest:?}");
 
-    // -A with a server-side selector: the runs appear under their namespace's heading.
-    let everywhere = kubectl_dag(&env, &["list", "-A", "-l", "kubedag.io/dag=paged"]).await;
+    // -A, one Dag: the runs appear under their namespace's heading, the other Dag's do not.
+    let everywhere = kubectl_dag(&env, &["list", "-A", "paged"]).await;
     assert_eq!(everywhere.code, 0, "{everywhere:?}");
     let heading = format!("Dag {}/paged (3 runs)", env.ns);
     assert!(everywhere.stdout.lines().any(|l| l == heading), "{everywhere:?}");
+    assert!(everywhere.lines_containing("other-a").is_empty(), "{everywhere:?}");
 
     // -w: after the list, one line per change; a run created meanwhile shows up.
     let mut watching = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-dag"))

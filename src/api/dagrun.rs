@@ -27,7 +27,8 @@ use super::DagSpec;
     printcolumn = r#"{"name": "Steps", "type": "string", "jsonPath": ".status.progress"}"#,
     printcolumn = r#"{"name": "Params", "type": "string", "jsonPath": ".status.shortHash"}"#,
     printcolumn = r#"{"name": "Request", "type": "string", "jsonPath": ".status.requestId", "priority": 1}"#,
-    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
+    selectable = ".spec.dagRef.name"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DagRunSpec {

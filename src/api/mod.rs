@@ -14,6 +14,10 @@ pub use trigger::*;
 /// API group of every kubedag resource.
 pub const GROUP: &str = "kubedag.io";
 
+/// The DagRun field a server-side field selector can match a run's Dag on (the CRD's
+/// `selectableFields`, Kubernetes 1.32+): `kubectl get dr --field-selector spec.dagRef.name=X`.
+pub const DAG_REF_FIELD: &str = "spec.dagRef.name";
+
 /// Labels put on every Job and pod the operator creates.
 pub mod labels {
     pub const DAG: &str = "kubedag.io/dag";

@@ -101,6 +101,8 @@ pub struct RunScope {
     pub all_namespaces: bool,
     /// A label selector, as `kubectl get -l` takes it.
     pub selector: Option<String>,
+    /// A field selector, as `kubectl get --field-selector` takes it.
+    pub fields: Option<String>,
     /// Page size (0: everything at once).
     pub limit: u32,
     /// The token of the page to read, from a previous page.
@@ -112,6 +114,9 @@ impl RunScope {
         let mut params = ListParams::default();
         if let Some(selector) = &self.selector {
             params = params.labels(selector);
+        }
+        if let Some(fields) = &self.fields {
+            params = params.fields(fields);
         }
         if self.limit > 0 {
             params = params.limit(self.limit);

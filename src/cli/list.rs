@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::{WatchStreamExt, watcher};
 
-use crate::api::{DagRun, RunPhase, labels};
+use crate::api::{DAG_REF_FIELD, DagRun, RunPhase};
 use crate::engine::params::Params;
 
 use super::cluster::{Cluster, RunScope};
@@ -80,18 +80,11 @@ pub async fn list(cluster: &Cluster, request: ListRequest) -> Result<ExitCode, C
     Ok(ExitCode::SUCCESS)
 }
 
-/// The scope as sent to the API server. A page (`--limit`) of one Dag's runs selects by the
-/// run's `kubedag.io/dag` label, so pages are full; without paging the Dag is matched on
-/// `spec.dagRef` here, which also finds runs the operator has not labelled yet.
+/// The scope as sent to the API server: one Dag's runs are selected there on
+/// `spec.dagRef.name` (a selectable field), so pages are full and a watch sends only them.
 fn server_scope(request: &ListRequest) -> RunScope {
     let mut scope = request.scope.clone();
-    if let (Some(dag), true) = (&request.filter.dag, scope.limit > 0) {
-        let by_dag = format!("{}={dag}", labels::DAG);
-        scope.selector = Some(match scope.selector {
-            Some(selector) => format!("{selector},{by_dag}"),
-            None => by_dag,
-        });
-    }
+    scope.fields = request.filter.dag.as_ref().map(|dag| format!("{DAG_REF_FIELD}={dag}"));
     scope
 }
 
@@ -106,6 +99,9 @@ async fn follow(
     let mut config = watcher::Config::default();
     if let Some(selector) = &scope.selector {
         config = config.labels(selector);
+    }
+    if let Some(fields) = &scope.fields {
+        config = config.fields(fields);
     }
     let mut events = pin!(watcher::watcher(cluster.runs_api(scope), config).default_backoff());
     let mut errors = 0;
@@ -310,21 +306,17 @@ mod tests {
     }
 
     #[test]
-    fn a_page_of_one_dag_selects_by_its_label_on_the_server() {
-        let mut request = ListRequest {
-            filter: Filter {
-                dag: Some("img".into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        assert_eq!(server_scope(&request).selector, None, "unpaged: matched on dagRef here");
-        request.scope.limit = 50;
-        assert_eq!(server_scope(&request).selector.as_deref(), Some("kubedag.io/dag=img"));
+    fn one_dags_runs_are_selected_on_the_server_by_their_dag_ref() {
+        let mut request = ListRequest::default();
+        assert_eq!(server_scope(&request).fields, None, "every Dag: no field selector");
+        request.filter.dag = Some("img".into());
         request.scope.selector = Some("team=astro".into());
+        let scope = server_scope(&request);
+        assert_eq!(scope.fields.as_deref(), Some("spec.dagRef.name=img"));
         assert_eq!(
-            server_scope(&request).selector.as_deref(),
-            Some("team=astro,kubedag.io/dag=img")
+            scope.selector.as_deref(),
+            Some("team=astro"),
+            "the label selector is kept"
         );
     }
 

@@ -97,6 +97,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
                 scope: cluster::RunScope {
                     all_namespaces: args.all_namespaces,
                     selector: args.selector,
+                    fields: None,
                     limit: args.limit,
                     continue_token: args.continue_token,
                 },

@@ -15,6 +15,8 @@ use super::events::EventLevel;
 use super::gate::{Caps, Gate};
 use super::metrics::Metrics;
 use super::own_writes::OwnWrites;
+use super::step_pods::StepPods;
+use super::warnings::WarningEvents;
 
 /// Parallel reconciles by default: enough that a burst of Job completions across hundreds of runs
 /// does not queue behind a few slow API calls (see bench/README.md).
@@ -107,6 +109,10 @@ pub struct Context {
     pub completions: Arc<Completions>,
     /// Set while the Job cache is current (not in the middle of a list).
     pub jobs_synced: Arc<AtomicBool>,
+    /// The step pods by Job, from the pod watch.
+    pub pods: Arc<StepPods>,
+    /// Warning Events per namespace, read at most every few seconds.
+    pub warnings: WarningEvents,
 }
 
 impl OperatorConfig {

@@ -11,6 +11,7 @@ use crate::engine::plan::JobState;
 use crate::engine::retry;
 
 use super::Context;
+use super::step_pods::JOB_NAME_LABEL;
 
 /// The state of Job `name` as far as run `run_uid` is concerned. A Job owned by another object is
 /// `Missing` for this run (e.g. a same-named earlier run's Job awaiting garbage collection).
@@ -115,17 +116,40 @@ pub async fn with_pod_details(
     }
 }
 
-/// The Job's pod, if it can be read.
+/// The Job's pod, if it can be read: from the pod cache when it has the pod stopped, else from the
+/// API (the pod watch may trail the Job watch by a moment).
 async fn step_pod(ctx: &Context, namespace: &str, job_name: &str) -> Option<Pod> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let selector = format!("batch.kubernetes.io/job-name={job_name}");
-    match pods.list(&ListParams::default().labels(&selector)).await {
-        Ok(list) => list.items.into_iter().next(),
+    let cached = ctx.pods.of_job(namespace, job_name).unwrap_or_default();
+    if let Some(pod) = cached.into_iter().find(has_stopped) {
+        return Some(pod);
+    }
+    match list_pods(ctx, namespace, job_name).await {
+        Ok(pods) => pods.into_iter().next(),
         Err(err) => {
             tracing::warn!(%job_name, %err, "could not read the step's pod");
             None
         }
     }
+}
+
+/// The pods of Job `job_name`: from the pod cache once it is synced, else listed.
+pub async fn step_pods(ctx: &Context, namespace: &str, job_name: &str) -> Result<Vec<Pod>, kube::Error> {
+    match ctx.pods.of_job(namespace, job_name) {
+        Some(cached) => Ok(cached),
+        None => list_pods(ctx, namespace, job_name).await,
+    }
+}
+
+async fn list_pods(ctx: &Context, namespace: &str, job_name: &str) -> Result<Vec<Pod>, kube::Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let selector = format!("{JOB_NAME_LABEL}={job_name}");
+    Ok(pods.list(&ListParams::default().labels(&selector)).await?.items)
+}
+
+/// Whether the pod has stopped (its phase is final), so the cached copy says how.
+fn has_stopped(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 /// The terminated state of the pod's step container.

@@ -12,6 +12,8 @@
 //! - `workspace`: the run's workspace claim (`spec.workspace`), created before its first Job;
 //! - `status`: the status write; `events`: Kubernetes Events; `metrics`: Prometheus metrics;
 //! - `context`: shared state and settings; `own_writes`, `completions`: small caches;
+//! - `step_pods`: the step pods by Job (a pod watch); `warnings`: a namespace's Warning Events,
+//!   read at most every few seconds;
 //! - `error`: the reconcile error.
 //!
 //! The process around them (caches, controllers, servers, leader election) is `crate::runtime`.
@@ -42,7 +44,9 @@ pub mod metrics;
 mod own_writes;
 pub(crate) mod run;
 mod status;
+pub(crate) mod step_pods;
 pub mod trigger;
+mod warnings;
 mod workspace;
 
 pub(crate) use completions::Completions;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -18,6 +18,7 @@ use crate::admission::{self, server::WebhookOptions, server::WebhookState};
 use crate::api::{Dag, DagRun, DagTrigger, labels};
 
 use crate::controller::run::{self, Lane};
+use crate::controller::step_pods::StepPods;
 use crate::controller::trigger::{self, TriggerContext};
 use crate::controller::{Completions, Context, Gate, Metrics, OperatorConfig, dag_reconciler};
 
@@ -84,6 +85,23 @@ pub async fn run(
     .modify(strip_job)
     .reflect(jobs_writer)
     .touched_objects();
+    let pods = Arc::new(StepPods::default());
+    let pod_watch = watcher(
+        api::<Pod>(&client, &config.namespace),
+        watcher::Config::default().labels(labels::RUN),
+    )
+    .default_backoff()
+    .for_each({
+        let pods = pods.clone();
+        move |event| {
+            match event {
+                Ok(event) => pods.observe(&event),
+                Err(err) => tracing::warn!(%err, "step pod watch"),
+            }
+            futures::future::ready(())
+        }
+    });
+    tokio::spawn(pod_watch);
     let runs_synced = Arc::new(AtomicBool::new(false));
     let (runs, runs_writer) = reflector::store_shared::<DagRun>(SHARED_RUN_EVENTS);
     let subscribe = || runs_writer.subscribe().expect("a shared store has subscribers");
@@ -160,6 +178,8 @@ pub async fn run(
         released_claims: Default::default(),
         completions,
         jobs_synced: jobs_synced.clone(),
+        pods,
+        warnings: Default::default(),
         config,
     });
 

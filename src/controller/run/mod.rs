@@ -15,7 +15,6 @@
 
 mod apply;
 mod children;
-mod label;
 mod observe;
 mod react;
 
@@ -166,7 +165,6 @@ async fn reconcile(run: &DagRun, ctx: &Context) -> Result<Action, Error> {
     }
     // 5. react
     react::apply(ctx, run, &next).await?;
-    label::ensure_dag_label(ctx, run).await?;
     if child_refused {
         return Ok(Action::requeue(CHILD_REFUSED_RETRY));
     }

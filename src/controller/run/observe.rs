@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
-use kube::api::ListParams;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
@@ -94,12 +93,9 @@ async fn not_running_yet(ctx: &Context, namespace: &str, name: &str) -> Option<J
 
 async fn start_view(ctx: &Context, namespace: &str, job: &Job) -> Result<StartView, kube::Error> {
     let name = job.name_any();
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let listed = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
-        .await?;
+    let pods = job_state::step_pods(ctx, namespace, &name).await?;
     let mut views = Vec::new();
-    for pod in &listed.items {
+    for pod in &pods {
         let mut view = pod_view(pod);
         if view.phase == "Pending" && view.unschedulable.is_none() {
             view.warnings = warnings(ctx, namespace, "Pod", &pod.name_any(), None).await?;
@@ -110,7 +106,10 @@ async fn start_view(ctx: &Context, namespace: &str, job: &Job) -> Result<StartVi
         }
         views.push(view);
     }
-    let create_failures = if views.is_empty() {
+    // No pod in the cache while the Job reports one active: the pod watch is behind, not the
+    // Job controller refused it.
+    let active = job.status.as_ref().and_then(|s| s.active).unwrap_or(0);
+    let create_failures = if views.is_empty() && active == 0 {
         warnings(ctx, namespace, "Job", &name, Some("FailedCreate"))
             .await?
             .into_iter()
@@ -178,7 +177,8 @@ async fn unbound_claims(ctx: &Context, namespace: &str, pod: &Pod) -> Result<Vec
     Ok(unbound)
 }
 
-/// Warning Events about object `kind`/`name` (optionally of one reason), newest first.
+/// Warning Events about object `kind`/`name` (optionally of one reason), newest first, from the
+/// namespace's shared snapshot.
 async fn warnings(
     ctx: &Context,
     namespace: &str,
@@ -186,15 +186,5 @@ async fn warnings(
     name: &str,
     reason: Option<&str>,
 ) -> Result<Vec<(String, String)>, kube::Error> {
-    let api: Api<Event> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut fields = format!("involvedObject.kind={kind},involvedObject.name={name},type=Warning");
-    if let Some(reason) = reason {
-        fields.push_str(&format!(",reason={reason}"));
-    }
-    let mut listed = api.list(&ListParams::default().fields(&fields)).await?.items;
-    listed.sort_by_key(|e| std::cmp::Reverse(e.last_timestamp.clone().map(|t| t.0)));
-    Ok(listed
-        .into_iter()
-        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
-        .collect())
+    ctx.warnings.about(&ctx.client, namespace, kind, name, reason).await
 }
