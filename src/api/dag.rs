@@ -186,6 +186,10 @@ pub enum DuplicatePolicy {
 /// (`kubedag.io/*`) and env vars (params, `KUBEDAG_*`) always win over user ones of the same name.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+///
+/// The large core/v1 objects are boxed: every run in the operator's cache holds these settings
+/// once per step of its Dag and once for its defaults (`status.dagSpec`), and inline they made
+/// each 1,400 bytes even when empty (boxed: 368, `size_of` on x86-64).
 pub struct ContainerSettings {
     /// The container image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,7 +209,7 @@ pub struct ContainerSettings {
     /// The container's resource requests and limits (core/v1 ResourceRequirements).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "lean::<Option<ResourceRequirements>>")]
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<Box<ResourceRequirements>>,
     /// The pod's service account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
@@ -230,15 +234,15 @@ pub struct ContainerSettings {
     /// The container's security context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "lean::<Option<SecurityContext>>")]
-    pub security_context: Option<SecurityContext>,
+    pub security_context: Option<Box<SecurityContext>>,
     /// The pod's security context (PodSpec `securityContext`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "lean::<Option<PodSecurityContext>>")]
-    pub pod_security_context: Option<PodSecurityContext>,
+    pub pod_security_context: Option<Box<PodSecurityContext>>,
     /// The pod's affinity (core/v1 Affinity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "lean::<Option<Affinity>>")]
-    pub affinity: Option<Affinity>,
+    pub affinity: Option<Box<Affinity>>,
     /// The pod's PriorityClass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
@@ -390,4 +394,24 @@ pub struct DagStatus {
     /// `Valid`: whether the spec passes validation; the message names the offending step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every cached run holds these once per step of its Dag, so an empty one must stay small.
+    #[test]
+    fn empty_step_settings_stay_small() {
+        assert!(
+            std::mem::size_of::<ContainerSettings>() <= 512,
+            "ContainerSettings is {} bytes",
+            std::mem::size_of::<ContainerSettings>()
+        );
+        assert!(
+            std::mem::size_of::<Step>() <= 1024,
+            "Step is {} bytes",
+            std::mem::size_of::<Step>()
+        );
+    }
 }

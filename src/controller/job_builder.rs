@@ -200,10 +200,10 @@ fn container<'v>(
         args: non_empty(args),
         env: Some(env),
         env_from: non_empty(settings.env_from.clone()),
-        resources: settings.resources.clone(),
+        resources: settings.resources.as_deref().cloned(),
         volume_mounts: non_empty(settings.volume_mounts.clone()),
         working_dir: settings.working_dir.clone(),
-        security_context: settings.security_context.clone(),
+        security_context: settings.security_context.as_deref().cloned(),
         // Outputs travel in the termination message; "File" never falls back to the log.
         termination_message_path: (!step.outputs.is_empty()).then(|| outputs::OUTPUTS_PATH.to_string()),
         termination_message_policy: (!step.outputs.is_empty()).then(|| "File".to_string()),
@@ -221,8 +221,8 @@ fn pod_spec(settings: ContainerSettings, container: Container) -> PodSpec {
         node_selector: (!settings.node_selector.is_empty()).then_some(settings.node_selector),
         tolerations: non_empty(settings.tolerations),
         volumes: non_empty(settings.volumes),
-        security_context: settings.pod_security_context,
-        affinity: settings.affinity,
+        security_context: settings.pod_security_context.map(|b| *b),
+        affinity: settings.affinity.map(|b| *b),
         priority_class_name: settings.priority_class_name,
         image_pull_secrets: non_empty(settings.image_pull_secrets),
         enable_service_links: Some(false),
@@ -393,10 +393,10 @@ mod tests {
                 }],
                 pod_labels: user_labels,
                 pod_annotations: BTreeMap::from([("note".to_string(), "hi".to_string())]),
-                pod_security_context: Some(PodSecurityContext {
+                pod_security_context: Some(Box::new(PodSecurityContext {
                     run_as_user: Some(65534),
                     ..Default::default()
-                }),
+                })),
                 priority_class_name: Some("low".into()),
                 ..Default::default()
             },
@@ -412,10 +412,10 @@ mod tests {
                     ..Default::default()
                 }],
                 working_dir: Some("/scratch".into()),
-                security_context: Some(SecurityContext {
+                security_context: Some(Box::new(SecurityContext {
                     allow_privilege_escalation: Some(false),
                     ..Default::default()
-                }),
+                })),
                 ..Default::default()
             },
             ..Default::default()

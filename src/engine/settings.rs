@@ -126,11 +126,11 @@ mod tests {
             volumes: vec![volume("data", ""), volume("cache", "")],
             volume_mounts: vec![mount("data", "/data"), mount("cache", "/cache")],
             image_pull_secrets: vec![LocalObjectReference { name: "reg".into() }],
-            security_context: Some(SecurityContext {
+            security_context: Some(Box::new(SecurityContext {
                 run_as_user: Some(1000),
                 privileged: Some(false),
                 ..Default::default()
-            }),
+            })),
             pod_labels: labels(&[("team", "astro"), ("tier", "batch")]),
             pod_annotations: labels(&[("note", "default")]),
             ..Default::default()
@@ -176,10 +176,10 @@ mod tests {
         let own = ContainerSettings {
             image: Some("mine".into()),
             working_dir: Some("/tmp".into()),
-            security_context: Some(SecurityContext {
+            security_context: Some(Box::new(SecurityContext {
                 run_as_non_root: Some(true),
                 ..Default::default()
-            }),
+            })),
             env_from: vec![EnvFromSource::default()],
             ..Default::default()
         };

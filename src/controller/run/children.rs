@@ -24,15 +24,49 @@ use super::super::{Context, Error, events};
 /// Child run creates of one round in flight at once.
 const PARALLEL_CREATES: usize = 16;
 
-/// The run cache and the Dag cache of one namespace.
+/// The run cache and the Dag cache of one namespace, plus the Dags a run calls that the cache
+/// had not seen yet, read from the API server.
 pub struct CacheView<'a> {
-    pub ctx: &'a Context,
-    pub namespace: String,
+    ctx: &'a Context,
+    namespace: String,
+    fetched: BTreeMap<String, Arc<Dag>>,
+}
+
+impl<'a> CacheView<'a> {
+    /// The view for reconciling `run`. A Dag one of its call steps names that the cache lacks is
+    /// read from the API server, so that a Dag applied just before its callers (or while the
+    /// operator's Dag watch is still listing) is found, as the run's own Dag is. Errors: that read
+    /// failed.
+    pub async fn of(ctx: &'a Context, run: &DagRun) -> Result<CacheView<'a>, Error> {
+        let namespace = run.namespace().unwrap_or_default();
+        let spec = run.status.as_ref().and_then(|s| s.dag_spec.as_ref());
+        let called = spec
+            .into_iter()
+            .flat_map(|spec| spec.all_steps())
+            .filter_map(|s| s.call.as_ref());
+        let api: Api<Dag> = Api::namespaced(ctx.client.clone(), &namespace);
+        let mut fetched = BTreeMap::new();
+        for call in called {
+            let cached = ctx.dags.get(&ObjectRef::new(&call.dag).within(&namespace)).is_some();
+            if cached || fetched.contains_key(&call.dag) {
+                continue;
+            }
+            if let Some(dag) = api.get_opt(&call.dag).await? {
+                fetched.insert(call.dag.clone(), Arc::new(dag));
+            }
+        }
+        Ok(CacheView {
+            ctx,
+            namespace,
+            fetched,
+        })
+    }
 }
 
 impl RunView for CacheView<'_> {
     fn dag(&self, name: &str) -> Option<Arc<Dag>> {
-        self.ctx.dags.get(&ObjectRef::new(name).within(&self.namespace))
+        let cached = self.ctx.dags.get(&ObjectRef::new(name).within(&self.namespace));
+        cached.or_else(|| self.fetched.get(name).cloned())
     }
 
     fn run(&self, name: &str) -> Option<Arc<DagRun>> {

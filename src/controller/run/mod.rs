@@ -113,10 +113,7 @@ async fn reconcile(run: &DagRun, ctx: &Context) -> Result<Action, Error> {
     let observed = observe::step_jobs(ctx, run).await;
     let lookup = |name: &str| observed.get(name).cloned().unwrap_or(JobState::Missing);
     let dag_found = OnceLock::new();
-    let view = children::CacheView {
-        ctx,
-        namespace: run.namespace().unwrap_or_default(),
-    };
+    let view = children::CacheView::of(ctx, run).await?;
     let mut facts = RunFacts {
         run,
         now: events::now(),
