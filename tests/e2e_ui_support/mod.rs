@@ -103,10 +103,12 @@ impl Session {
             .unwrap_or_else(|e| panic!("open {url}: {e}"));
     }
 
-    /// Texts of the elements matching `css`.
+    /// Texts of the elements matching `css` (none: empty). A failing WebDriver session panics
+    /// here, so a dead browser is named instead of read as an empty page until a wait times out.
     pub async fn texts(&self, css: &str) -> Vec<String> {
         let mut texts = Vec::new();
-        for element in self.browser.find_all(Locator::Css(css)).await.unwrap_or_default() {
+        let found = self.browser.find_all(Locator::Css(css)).await;
+        for element in found.unwrap_or_else(|e| panic!("find {css}: {e}")) {
             texts.push(element.text().await.unwrap_or_default());
         }
         texts
@@ -131,14 +133,15 @@ impl Session {
             .unwrap_or_else(|e| panic!("{css}: {e}"))
     }
 
+    /// Clicks the element `css` from script, not at its screen position: a live update that
+    /// swaps the region above a form moves the form, and a positional click then lands beside it.
     pub async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        let element = serde_json::to_value(&element).expect("a WebDriver element reference");
         self.browser
-            .find(Locator::Css(css))
+            .execute("arguments[0].click();", vec![element])
             .await
-            .expect(css)
-            .click()
-            .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     /// Saves the viewport as `docs/ui/NAME.png`.
