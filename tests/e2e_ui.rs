@@ -344,7 +344,7 @@ async fn triggers_calls_and_fan_outs_in_a_browser() {
     let child_url = format!("/ns/{ns}/runs/{child}");
     assert_eq!(graph_link.attr("href").await.unwrap(), Some(child_url.clone()));
     session.screenshot("run-call").await;
-    session.click("#steps a.child-run").await;
+    link.click().await.unwrap();
     env.eventually("the child run's page", || async {
         let url = session.browser.current_url().await.ok()?;
         (url.path() == child_url).then_some(())

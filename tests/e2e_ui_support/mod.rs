@@ -133,15 +133,14 @@ impl Session {
             .unwrap_or_else(|e| panic!("{css}: {e}"))
     }
 
-    /// Clicks the element `css` from script, not at its screen position: a live update that
-    /// swaps the region above a form moves the form, and a positional click then lands beside it.
     pub async fn click(&self, css: &str) {
-        let element = self.find(css).await;
-        let element = serde_json::to_value(&element).expect("a WebDriver element reference");
         self.browser
-            .execute("arguments[0].click();", vec![element])
+            .find(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+            .expect(css)
+            .click()
+            .await
+            .unwrap();
     }
 
     /// Saves the viewport as `docs/ui/NAME.png`.
