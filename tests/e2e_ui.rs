@@ -81,16 +81,17 @@ async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
 
     // The Dags page lists both with their steps and last outcome.
     session.goto(&format!("{}/", ui.base)).await;
-    env.eventually("the Dags page to list both Dags", || async {
-        let text = session.text("#live-region").await;
-        (text.contains("survey") && text.contains("pipeline")).then_some(())
-    })
-    .await;
+    session
+        .eventually("the Dags page to list both Dags", || async {
+            let text = session.text("#live-region").await;
+            (text.contains("survey") && text.contains("pipeline")).then_some(())
+        })
+        .await;
     session.screenshot("dags").await;
 
     // Ten rows, one per parameter set, with the latest run's phase.
     session.goto(&format!("{}/ns/{ns}/dags/survey", ui.base)).await;
-    let rows = env
+    let rows = session
         .eventually("10 parameter-set rows of 30 runs", || async {
             let caption = session.text("#sets caption").await;
             let rows = session.texts("#sets tbody tr").await;
@@ -114,7 +115,7 @@ async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
     // Filtering by a parameter value (server side, through the form).
     session.fill("#q", "set-7").await;
     session.click("form.filters button[type=submit]").await;
-    let filtered = env
+    let filtered = session
         .eventually("the filter to leave one row", || async {
             let rows = session.texts("#sets tbody tr").await;
             (rows.len() == 1).then_some(rows)
@@ -148,14 +149,16 @@ async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
         .execute("window.kubedagMarker = 1;", vec![])
         .await
         .unwrap();
-    env.eventually("the first log line of measure", || async {
-        session.text("#log").await.contains("measuring m31.fits").then_some(())
-    })
-    .await;
-    env.eventually("the followed log's last line", || async {
-        session.text("#log").await.contains("measured m31.fits").then_some(())
-    })
-    .await;
+    session
+        .eventually("the first log line of measure", || async {
+            session.text("#log").await.contains("measuring m31.fits").then_some(())
+        })
+        .await;
+    session
+        .eventually("the followed log's last line", || async {
+            session.text("#log").await.contains("measured m31.fits").then_some(())
+        })
+        .await;
     let expected = [
         ("calibrate", "Failed", "#cf222e"),
         ("fetch", "Succeeded", "#1a7f37"),
@@ -166,10 +169,11 @@ async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
         .iter()
         .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
         .collect();
-    env.eventually("the graph to show the final step phases", || async {
-        (session.graph_nodes().await == expected).then_some(())
-    })
-    .await;
+    session
+        .eventually("the graph to show the final step phases", || async {
+            (session.graph_nodes().await == expected).then_some(())
+        })
+        .await;
     let marker = session
         .browser
         .execute("return window.kubedagMarker || 0;", vec![])
@@ -186,10 +190,11 @@ async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
     session
         .goto(&format!("{}/ns/{ns}/runs/pipeline-1?step=fetch#logs", ui.base))
         .await;
-    env.eventually("the log of fetch", || async {
-        session.text("#log").await.contains("fetching m31.fits").then_some(())
-    })
-    .await;
+    session
+        .eventually("the log of fetch", || async {
+            session.text("#log").await.contains("fetching m31.fits").then_some(())
+        })
+        .await;
     session.screenshot("run-logs").await;
 
     // Submitting the parameters of a Succeeded run again (duplicatePolicy Forbid): the webhook's
@@ -198,7 +203,7 @@ async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
     session.goto(&format!("{}/ns/{ns}/dags/archive", ui.base)).await;
     session.fill("#param-file", "dup.fits").await;
     session.click("#submit-run").await;
-    let alert = env
+    let alert = session
         .eventually("the duplicate refusal", || async {
             let alert = session.text("#alert").await;
             (!alert.is_empty()).then_some(alert)
@@ -232,7 +237,7 @@ async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
     // A new parameter set is accepted: the browser lands on the new run's page.
     session.fill("#param-file", "new.fits").await;
     session.click("#submit-run").await;
-    let url = env
+    let url = session
         .eventually("the new run's page", || async {
             let url = session.browser.current_url().await.ok()?;
             url.path().contains("/runs/archive-").then_some(url)
@@ -291,7 +296,7 @@ async fn triggers_calls_and_fan_outs_in_a_browser() {
     // counts and last run after its first tick (at most a minute).
     session.goto(&format!("{}/", ui.base)).await;
     session.click("nav.nav a[href='/triggers']").await;
-    let orphan = env
+    let orphan = session
         .eventually("the broken trigger's error", || async {
             let row = session.text("tr[data-trigger=orphan]").await;
             row.contains("DagMissing").then_some(row)
@@ -300,7 +305,7 @@ async fn triggers_calls_and_fan_outs_in_a_browser() {
     assert!(orphan.contains("Not ready"), "{orphan}");
     // Cells: Dag, source, submitted, skipped, failed, last scan, last submit, last run, Ready,
     // last error (read again when a live update replaced the row meanwhile).
-    let cells = env
+    let cells = session
         .eventually("the cron trigger's first run", || async {
             let cells = session.texts("tr[data-trigger=every-minute] td").await;
             let ran = cells.get(2).is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n >= 1));
@@ -345,11 +350,12 @@ async fn triggers_calls_and_fan_outs_in_a_browser() {
     assert_eq!(graph_link.attr("href").await.unwrap(), Some(child_url.clone()));
     session.screenshot("run-call").await;
     link.click().await.unwrap();
-    env.eventually("the child run's page", || async {
-        let url = session.browser.current_url().await.ok()?;
-        (url.path() == child_url).then_some(())
-    })
-    .await;
+    session
+        .eventually("the child run's page", || async {
+            let url = session.browser.current_url().await.ok()?;
+            (url.path() == child_url).then_some(())
+        })
+        .await;
     assert_eq!(session.text("#parent-run").await, "nightly-1");
 
     // The fan-out: stacked, with its progress (4 items, one failed) in the graph and the table.
@@ -386,12 +392,13 @@ async fn a_user_without_update_on_dagruns_sees_cancel_refused() {
     let ui = Ui::start(&env.ns, Some(&kubeconfig)).await;
     let session = Session::start().await;
     session.goto(&format!("{}/ns/{}/runs/slow-1", ui.base, env.ns)).await;
-    env.eventually("the run page", || async {
-        (session.text("#run-phase").await == "Running").then_some(())
-    })
-    .await;
+    session
+        .eventually("the run page", || async {
+            (session.text("#run-phase").await == "Running").then_some(())
+        })
+        .await;
     session.click("#cancel").await;
-    let alert = env
+    let alert = session
         .eventually("the refusal", || async {
             let alert = session.text("#alert").await;
             (!alert.is_empty()).then_some(alert)

@@ -54,24 +54,17 @@ pub async fn acquire(
         let Some(existing) = leases.get_opt(&name).await? else {
             continue;
         };
-        let holder_uid = holder_uid(&existing);
-        if holder_uid.as_deref() == Some(my_uid.as_str()) {
-            return Ok(Claim::Held);
+        let holder = match holder_uid(&existing) {
+            Some(uid) if uid == my_uid => None,
+            _ => runs.get_opt(&holder_name(&existing)).await?,
+        };
+        match verdict(&existing, holder.as_ref(), &my_uid, policy) {
+            Verdict::Outcome(claim) => return Ok(claim),
+            Verdict::Stale => {
+                delete_exact(&leases, &existing).await?;
+                ctx.metrics.api_write("claim");
+            }
         }
-        let holder_name = existing
-            .spec
-            .as_ref()
-            .and_then(|s| s.holder_identity.clone())
-            .unwrap_or_default();
-        let holder = runs.get_opt(&holder_name).await?;
-        let still_blocks = holder.as_ref().is_some_and(|h| {
-            h.uid() == holder_uid && blocks(policy, h.status.as_ref().map(|s| s.phase).unwrap_or_default())
-        });
-        if still_blocks {
-            return Ok(Claim::Duplicate { holder: holder_name });
-        }
-        delete_exact(&leases, &existing).await?;
-        ctx.metrics.api_write("claim");
     }
     Err(Error::Transient(format!("claim {name} kept changing; retrying")))
 }
@@ -107,6 +100,42 @@ async fn delete_exact(leases: &Api<Lease>, lease: &Lease) -> Result<(), Error> {
     }
 }
 
+/// What an existing claim means for the run `my_uid`.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Held by this run, or by a run that still counts under the policy (a duplicate).
+    Outcome(Claim),
+    /// Its holder is gone, was replaced by a same-named run, or has ended in a phase the policy
+    /// lets pass: the claim may be deleted and taken.
+    Stale,
+}
+
+/// Pure: the verdict on `claim` given its holder as read now (`None`: no run of that name).
+fn verdict(claim: &Lease, holder: Option<&DagRun>, my_uid: &str, policy: DuplicatePolicy) -> Verdict {
+    let holder_uid = holder_uid(claim);
+    if holder_uid.as_deref() == Some(my_uid) {
+        return Verdict::Outcome(Claim::Held);
+    }
+    let still_blocks = holder.is_some_and(|h| {
+        h.uid() == holder_uid && blocks(policy, h.status.as_ref().map(|s| s.phase).unwrap_or_default())
+    });
+    if still_blocks {
+        Verdict::Outcome(Claim::Duplicate {
+            holder: holder_name(claim),
+        })
+    } else {
+        Verdict::Stale
+    }
+}
+
+fn holder_name(lease: &Lease) -> String {
+    lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.clone())
+        .unwrap_or_default()
+}
+
 fn holder_uid(lease: &Lease) -> Option<String> {
     lease.owner_references().first().map(|o| o.uid.clone())
 }
@@ -139,5 +168,82 @@ fn claim_object(run: &DagRun, name: &str, dag: &str, param_hash: &str) -> Lease 
             holder_identity: Some(run.name_any()),
             ..Default::default()
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DagRunStatus, RunPhase};
+
+    fn run(name: &str, uid: &str, phase: Option<RunPhase>) -> DagRun {
+        let mut run: DagRun = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubedag.io/v1alpha1", "kind": "DagRun",
+            "metadata": {"name": name, "namespace": "ns", "uid": uid},
+            "spec": {"dagRef": {"name": "img"}},
+        }))
+        .unwrap();
+        run.status = phase.map(|phase| DagRunStatus {
+            phase,
+            ..Default::default()
+        });
+        run
+    }
+
+    fn claim_of(holder: &DagRun) -> Lease {
+        claim_object(holder, "img-abc", "img", &"ab".repeat(32))
+    }
+
+    #[test]
+    fn the_claim_is_owned_by_its_run_and_names_it() {
+        let holder = run("img-1", "u1", None);
+        let claim = claim_of(&holder);
+        assert_eq!(claim.metadata.name.as_deref(), Some("img-abc"));
+        assert_eq!(holder_uid(&claim).as_deref(), Some("u1"));
+        assert_eq!(holder_name(&claim), "img-1");
+        let owner = &claim.owner_references()[0];
+        assert_eq!((owner.kind.as_str(), owner.controller), ("DagRun", Some(false)));
+        let labels = claim.labels();
+        assert_eq!(labels[labels::DAG], "img");
+        assert_eq!(labels[labels::PARAM_HASH].len(), labels::PARAM_HASH_LABEL_LEN);
+    }
+
+    #[test]
+    fn a_claim_held_by_this_run_is_held_whatever_its_phase() {
+        let me = run("img-1", "u1", Some(RunPhase::Succeeded));
+        for policy in [DuplicatePolicy::Forbid, DuplicatePolicy::ForbidConcurrent] {
+            assert_eq!(
+                verdict(&claim_of(&me), Some(&me), "u1", policy),
+                Verdict::Outcome(Claim::Held)
+            );
+        }
+    }
+
+    #[test]
+    fn a_live_holder_refuses_and_a_gone_or_replaced_holder_is_stale() {
+        let holder = run("img-1", "u1", Some(RunPhase::Running));
+        let claim = claim_of(&holder);
+        let policy = DuplicatePolicy::ForbidConcurrent;
+        let duplicate = Verdict::Outcome(Claim::Duplicate { holder: "img-1".into() });
+        assert_eq!(verdict(&claim, Some(&holder), "u2", policy), duplicate);
+        assert_eq!(verdict(&claim, None, "u2", policy), Verdict::Stale);
+        let same_name_new_run = run("img-1", "u9", Some(RunPhase::Running));
+        assert_eq!(verdict(&claim, Some(&same_name_new_run), "u2", policy), Verdict::Stale);
+    }
+
+    #[test]
+    fn an_ended_holder_blocks_exactly_as_the_policy_says() {
+        for phase in RunPhase::ALL {
+            let holder = run("img-1", "u1", Some(phase));
+            for policy in [DuplicatePolicy::Forbid, DuplicatePolicy::ForbidConcurrent] {
+                let got = verdict(&claim_of(&holder), Some(&holder), "u2", policy);
+                let want = if blocks(policy, phase) {
+                    Verdict::Outcome(Claim::Duplicate { holder: "img-1".into() })
+                } else {
+                    Verdict::Stale
+                };
+                assert_eq!(got, want, "{policy:?} holder {phase:?}");
+            }
+        }
     }
 }

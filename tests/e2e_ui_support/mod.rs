@@ -7,9 +7,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::STEP_IMAGE;
+use crate::common::{STEP_IMAGE, WAIT};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use kubedag::testkit::http::free_port;
+use kubedag::testkit::poll;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -23,10 +24,14 @@ pub struct Ui {
 impl Ui {
     /// Starts the UI on a free port for namespace `ns`, with `kubeconfig` (default: the test's).
     pub async fn start(ns: &str, kubeconfig: Option<&str>) -> Ui {
+        let log_dir = format!("{}/target/e2e-logs", env!("CARGO_MANIFEST_DIR"));
+        std::fs::create_dir_all(&log_dir).expect("the e2e log directory");
+        let stderr = std::fs::File::create(format!("{log_dir}/{ns}.kubectl-dag-ui.log")).expect("the UI's log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-dag"));
         command
             .args(["-n", ns, "ui", "--port", "0"])
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .kill_on_drop(true);
         if let Some(path) = kubeconfig {
             command.env("KUBECONFIG", path);
@@ -45,6 +50,8 @@ impl Ui {
             .unwrap_or_else(|| panic!("no URL in {first:?}"))
             .trim_end_matches('/')
             .to_string();
+        // Kept read, so a later line cannot fail on a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ui { base, _child: child }
     }
 }
@@ -94,6 +101,33 @@ impl Session {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         panic!("cannot open a Chromium session through chromedriver: {last_error}");
+    }
+
+    /// Polls `check` (as `TestEnv::eventually` does) until it returns Some. On a timeout the
+    /// page is left behind for reading, as `target/e2e-logs/ui-page-NAME.{html,png,url}` (NAME
+    /// from `what`), and the test fails naming those files.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        if let Some(value) = poll(WAIT, Duration::from_millis(300), check).await {
+            return value;
+        }
+        let slug: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let stem = format!("{}/target/e2e-logs/ui-page-{slug}", env!("CARGO_MANIFEST_DIR"));
+        let url = self.browser.current_url().await.map(|u| u.to_string());
+        let source = self.browser.source().await;
+        let png = self.browser.screenshot().await;
+        let _ = std::fs::write(format!("{stem}.url"), format!("{url:?}\n"));
+        let _ = std::fs::write(format!("{stem}.html"), source.unwrap_or_else(|e| e.to_string()));
+        if let Ok(png) = png {
+            let _ = std::fs::write(format!("{stem}.png"), png);
+        }
+        panic!("timed out waiting for {what} in the browser (at {url:?}; the page: {stem}.html and .png)");
     }
 
     pub async fn goto(&self, url: &str) {
