@@ -27,7 +27,10 @@ S3_DIR="$E2E_DIR/s3"
 S3_CACHE="$E2E_CACHE/s3"
 HOST=${KUBEDAG_S3_HOST:-}
 if [[ -z $HOST ]]; then
-  if ip -4 -o addr show 2>/dev/null | grep -q " inet $NODE_IP/"; then HOST=$NODE_IP; else HOST=127.0.0.1; fi
+  # Here-strings, not pipes into grep -q: under pipefail a writer that outlives grep's early exit
+  # dies of SIGPIPE and fails the test (this once chose 127.0.0.1 in one of two parallel calls,
+  # and the restart that followed killed the server under the other).
+  if grep -q " inet $NODE_IP/" <<<"$(ip -4 -o addr show 2>/dev/null)"; then HOST=$NODE_IP; else HOST=127.0.0.1; fi
 fi
 PIDFILE="$S3_DIR/versitygw.pid"
 REGION=us-east-1
@@ -69,7 +72,7 @@ running() {
   local pid
   pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
   [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "versitygw .* posix $S3_DIR/data"
+  grep -q -- "versitygw .* posix $S3_DIR/data" <<<"$(tr '\0' ' ' <"/proc/$pid/cmdline")"
 }
 
 free_port() {
@@ -91,7 +94,7 @@ fi
 # Serving our data with this binary on HOST.
 current() {
   running && [[ $(readlink "/proc/$(cat "$PIDFILE")/exe") == "$bin" ]] &&
-    tr '\0' ' ' <"/proc/$(cat "$PIDFILE")/cmdline" | grep -q -- "--port $HOST:"
+    grep -q -- "--port $HOST:" <<<"$(tr '\0' ' ' <"/proc/$(cat "$PIDFILE")/cmdline")"
 }
 if current; then
   log "versitygw already running (pid $(cat "$PIDFILE"))"
@@ -104,7 +107,7 @@ if running; then
 fi
 
 port=$(cat "$S3_DIR/port" 2>/dev/null || true)
-if [[ ! $port =~ ^[0-9]+$ ]] || ss -Htln "sport = :$port" | grep -q .; then
+if [[ ! $port =~ ^[0-9]+$ ]] || [[ -n $(ss -Htln "sport = :$port") ]]; then
   port=$(free_port)
   echo "$port" >"$S3_DIR/port"
 fi

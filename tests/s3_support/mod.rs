@@ -74,7 +74,8 @@ impl Server {
             .output()
             .expect("run curl");
         let body = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "PUT {path} failed: {body}");
+        let error = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "PUT {path} failed: {error} {body}");
     }
 
     /// A writer for `bucket` (object_store's own S3 client, root credentials).
