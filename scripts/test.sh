@@ -24,5 +24,6 @@ echo "== end-to-end tests on the cluster"
 # The crash-safety test floods the single node with 1,000 step pods; it runs alone afterwards so
 # the other tests' waits measure kubedag, not a saturated kubelet.
 crash_test=runs_survive_repeated_operator_kills_without_duplicate_jobs
-cargo test --locked --test 'e2e_*' -- --ignored --skip "$crash_test" --test-threads "${E2E_THREADS:-6}"
+# --no-fail-fast: a failing binary does not hide the results of the binaries after it.
+cargo test --locked --no-fail-fast --test 'e2e_*' -- --ignored --skip "$crash_test" --test-threads "${E2E_THREADS:-6}"
 cargo test --locked --test e2e_lifecycle -- --ignored --exact "$crash_test"

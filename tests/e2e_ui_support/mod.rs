@@ -157,6 +157,10 @@ impl Session {
         let input = self.browser.find(Locator::Css(css)).await.expect(css);
         input.clear().await.unwrap();
         input.send_keys(value).await.unwrap();
+        // A required input left empty makes a submit click do nothing (the browser's form
+        // validation), which would surface only as a timeout later.
+        let held = input.prop("value").await.unwrap();
+        assert_eq!(held.as_deref(), Some(value), "typed {value:?} into {css}");
     }
 
     /// The element `css` (which must exist).
