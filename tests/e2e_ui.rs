@@ -488,11 +488,7 @@ async fn reader_kubeconfig(env: &TestEnv) -> String {
             c.user = Some(user.clone());
         }
     }
-    let path = format!(
-        "{}/target/e2e-logs/{}-reader.kubeconfig",
-        env!("CARGO_MANIFEST_DIR"),
-        env.ns
-    );
+    let path = format!("{}/{}-reader.kubeconfig", common::log_dir(), env.ns);
     std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
     path
 }

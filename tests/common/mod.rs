@@ -27,6 +27,15 @@ pub const STEP_IMAGE: &str = kubedag::testkit::STEP_IMAGE;
 
 /// Upper bound for any single wait; a safety net against hangs, not a speed assertion.
 pub const WAIT: Duration = Duration::from_secs(300);
+/// How often a wait checks again.
+pub const POLL_EVERY: Duration = Duration::from_millis(300);
+
+/// `target/e2e-logs` (created if missing): the operator logs and what a failing test leaves.
+pub fn log_dir() -> String {
+    let dir = format!("{}/target/e2e-logs", env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(&dir).expect("the e2e log directory");
+    dir
+}
 
 /// A DagRun manifest (text for kubectl or [`TestEnv::create`]) named `name` of Dag `dag` with
 /// string params.
@@ -165,8 +174,7 @@ impl TestEnv {
         cluster::create_namespace(&client, &ns, &[("kubedag.io/e2e", "true")])
             .await
             .expect("create namespace");
-        let log_dir = format!("{}/target/e2e-logs", env!("CARGO_MANIFEST_DIR"));
-        std::fs::create_dir_all(&log_dir).unwrap();
+        let log_dir = log_dir();
         TestEnv {
             client,
             log_path: format!("{log_dir}/{ns}.log"),
@@ -216,7 +224,7 @@ impl TestEnv {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        match poll(WAIT, Duration::from_millis(300), check).await {
+        match poll(WAIT, POLL_EVERY, check).await {
             Some(value) => value,
             None => panic!("timed out waiting for {what} (operator log: {})", self.log_path),
         }

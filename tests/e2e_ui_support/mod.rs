@@ -7,7 +7,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::{STEP_IMAGE, WAIT};
+use crate::common::{POLL_EVERY, STEP_IMAGE, WAIT, log_dir};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use kubedag::testkit::http::free_port;
 use kubedag::testkit::poll;
@@ -24,9 +24,8 @@ pub struct Ui {
 impl Ui {
     /// Starts the UI on a free port for namespace `ns`, with `kubeconfig` (default: the test's).
     pub async fn start(ns: &str, kubeconfig: Option<&str>) -> Ui {
-        let log_dir = format!("{}/target/e2e-logs", env!("CARGO_MANIFEST_DIR"));
-        std::fs::create_dir_all(&log_dir).expect("the e2e log directory");
-        let stderr = std::fs::File::create(format!("{log_dir}/{ns}.kubectl-dag-ui.log")).expect("the UI's log file");
+        let stderr =
+            std::fs::File::create(format!("{}/{ns}.kubectl-dag-ui.log", log_dir())).expect("the UI's log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-dag"));
         command
             .args(["-n", ns, "ui", "--port", "0"])
@@ -111,14 +110,14 @@ impl Session {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        if let Some(value) = poll(WAIT, Duration::from_millis(300), check).await {
+        if let Some(value) = poll(WAIT, POLL_EVERY, check).await {
             return value;
         }
         let slug: String = what
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        let stem = format!("{}/target/e2e-logs/ui-page-{slug}", env!("CARGO_MANIFEST_DIR"));
+        let stem = format!("{}/ui-page-{slug}", log_dir());
         let url = self.browser.current_url().await.map(|u| u.to_string());
         let source = self.browser.source().await;
         let png = self.browser.screenshot().await;
