@@ -124,9 +124,17 @@ async fn a_pull_error_that_clears_within_the_bound_and_a_capacity_wait_do_not_fa
         (step(run.status.as_ref()?, "late").phase == StepPhase::Succeeded).then_some(())
     })
     .await;
+    // From here on the run only waits for capacity: nothing may look at it again on a timer.
+    // The window is longer than the capacity message's old refresh (60 s) and ends past the
+    // bound (a wait without a cause was looked at every second past it).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let reconciles = "kubedag_reconciles_total{controller=\"dagrun\"}";
+    let before = env.metric(reconciles).await;
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    let waited = env.metric(reconciles).await - before;
+    assert_eq!(waited, 0.0, "reconciles while the run only waited for capacity");
     // Well past the bound, the unschedulable step still waits, saying for what.
-    let past_bound = Duration::from_secs(CLEARING_BOUND_SECONDS + 5);
-    tokio::time::sleep(past_bound.saturating_sub(created.elapsed())).await;
+    assert!(created.elapsed() > Duration::from_secs(CLEARING_BOUND_SECONDS + 5));
     let run = env.api::<DagRun>().get("r").await.unwrap();
     let status = run.status.unwrap();
     assert_eq!(status.phase, RunPhase::Running);

@@ -62,7 +62,7 @@ pub struct DagSpec {
     /// Job, owned by the run (deleted with it) and mounted at `mountPath` in every step and exit
     /// handler, so steps hand files to each other. Runs never share a workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace: Option<Workspace>,
+    pub workspace: Option<Box<Workspace>>,
     /// Values a run publishes when it succeeds, recorded in `status.outputs`; a step that calls
     /// this Dag (`steps[].call`) reads them as its own outputs. `value` may use
     /// `$(steps.S.outputs.N)` of any main step and `$(param)`.
@@ -291,7 +291,7 @@ pub struct Step {
     #[serde(flatten)]
     pub container: ContainerSettings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<RetryPolicy>,
+    pub retry: Option<Box<RetryPolicy>>,
     /// Deadline of one attempt, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -315,12 +315,12 @@ pub struct Step {
     /// Run a child DagRun of another Dag instead of a Job; exclusive with command/args/script.
     /// The step's `outputs` name the child Dag's `spec.outputs` it takes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call: Option<Call>,
+    pub call: Option<Box<Call>>,
     /// Run the step once per item (a Job, or a child run with `call`, per item), with env `item`
     /// and `KUBEDAG_ITEM_INDEX` and `$(item)` in command, args, env values and call params. Each
     /// instance retries on its own; the step's outputs become JSON arrays in item order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub for_each: Option<ForEach>,
+    pub for_each: Option<Box<ForEach>>,
 }
 
 /// How often a failed step is re-run, how long to wait between attempts, and which failures count.

@@ -222,7 +222,7 @@ pub struct StepStatus {
     /// A `forEach` step: counts and the failed instances (per-instance detail lives in the Jobs
     /// or child runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub for_each: Option<ForEachStatus>,
+    pub for_each: Option<Box<ForEachStatus>>,
 }
 
 /// Progress of a `forEach` step. Bounded whatever the number of items: counts, one bit per item

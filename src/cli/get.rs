@@ -270,7 +270,7 @@ mod tests {
         status.steps[1].child_run = Some("bias-n3-1-abc".into());
         status.steps[1].reused = true;
         status.steps[0].message = None;
-        status.steps[0].for_each = Some(crate::api::ForEachStatus {
+        status.steps[0].for_each = Some(Box::new(crate::api::ForEachStatus {
             total: 200,
             succeeded: 150,
             failed: 2,
@@ -285,7 +285,7 @@ mod tests {
                 },
             ],
             ..Default::default()
-        });
+        }));
         let text = render(&run, None, at(60).0, Style::PLAIN);
         assert!(text.contains("call bias-n3-1-abc (reused)"), "{text}");
         assert!(text.contains("forEach 152/200 done, 2 failed [7,9]"), "{text}");

@@ -111,8 +111,8 @@ pub struct Context {
     pub jobs_synced: Arc<AtomicBool>,
     /// The step pods by Job, from the pod watch.
     pub pods: Arc<StepPods>,
-    /// Warning Events per namespace, read at most every few seconds.
-    pub warnings: WarningEvents,
+    /// Warning Events by the object they are about, from a watch.
+    pub warnings: Arc<WarningEvents>,
 }
 
 impl OperatorConfig {

@@ -127,7 +127,7 @@ pub fn build_job(
     item: Option<&plan::Item>,
 ) -> Job {
     let settings = settings::merge(&spec.defaults, &step.container);
-    let settings = workspace::mount(settings, spec.workspace.as_ref(), &id.workspace_claim());
+    let settings = workspace::mount(settings, spec.workspace.as_deref(), &id.workspace_claim());
     let mut labels = id.labels(&step.name, attempt);
     if let Some(item) = item {
         labels.insert(labels::ITEM_INDEX.to_string(), item.index.to_string());

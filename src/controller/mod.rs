@@ -12,8 +12,10 @@
 //! - `workspace`: the run's workspace claim (`spec.workspace`), created before its first Job;
 //! - `status`: the status write; `events`: Kubernetes Events; `metrics`: Prometheus metrics;
 //! - `context`: shared state and settings; `own_writes`, `completions`: small caches;
-//! - `step_pods`: the step pods by Job (a pod watch); `warnings`: a namespace's Warning Events,
-//!   read at most every few seconds;
+//! - `step_pods`: the step pods by Job (a pod watch); `warnings`: Warning Events by object (a
+//!   watch); both wake a run whose step's pod does not start when its cause changes;
+//!   `watched`: pods and Jobs as their watches decode them (only what is read); `listed`: an
+//!   index fed by a watch, answered once listed;
 //! - `error`: the reconcile error.
 //!
 //! The process around them (caches, controllers, servers, leader election) is `crate::runtime`.
@@ -40,13 +42,15 @@ mod events;
 mod gate;
 mod job_builder;
 mod job_state;
+mod listed;
 pub mod metrics;
 mod own_writes;
 pub(crate) mod run;
 mod status;
 pub(crate) mod step_pods;
 pub mod trigger;
-mod warnings;
+pub(crate) mod warnings;
+pub(crate) mod watched;
 mod workspace;
 
 pub(crate) use completions::Completions;

@@ -6,15 +6,26 @@
 //! minutes behind the Jobs (bench (c), 2026-12-02). Of each pod only what `run::observe` and
 //! `job_state` read is kept (phase, reason, the scheduling and disruption conditions, container
 //! states, node name, claim volumes), so 10,000 of them stay small.
+//!
+//! The watch also wakes runs: a pending pod whose start cause changes (a container waiting with
+//! `ErrImagePull`, a `PodScheduled=False` condition) is news its run's start check
+//! (`engine::pod_start`) would otherwise have to poll for. A healthy pod's progress (scheduled,
+//! creating, running, done) wakes nobody here: the Job's own status says that.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus, Volume};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
+    PodCondition, PodSpec, PodStatus, Volume,
+};
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+
+use super::listed::ListedIndex;
+use super::watched::WatchedPod;
+use crate::api::{DagRun, labels};
 
 /// The label the Job controller puts on its pods (Kubernetes 1.27+).
 pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
@@ -29,61 +40,62 @@ type Index = HashMap<JobKey, Vec<StepPod>>;
 /// is complete (and while it relists) [`StepPods::of_job`] answers None and callers read the API.
 #[derive(Default)]
 pub struct StepPods {
-    state: Mutex<State>,
-    synced: AtomicBool,
-}
-
-#[derive(Default)]
-struct State {
-    live: Index,
-    /// The pods of a (re)list in progress; replaces `live` when it is complete.
-    relist: Option<Index>,
+    index: ListedIndex<Index>,
 }
 
 impl StepPods {
-    /// Feeds one event of the pod watch.
-    pub fn observe(&self, event: &watcher::Event<Pod>) {
-        let mut state = self.state.lock().expect("step pods lock");
-        match event {
-            watcher::Event::Init => {
-                self.synced.store(false, Ordering::Relaxed);
-                state.relist = Some(Index::new());
-            }
-            watcher::Event::InitApply(pod) => {
-                if let Some(relist) = state.relist.as_mut() {
-                    insert(relist, pod);
-                }
-            }
-            watcher::Event::InitDone => {
-                state.live = state.relist.take().unwrap_or_default();
-                self.synced.store(true, Ordering::Relaxed);
-            }
-            watcher::Event::Apply(pod) => insert(&mut state.live, pod),
-            watcher::Event::Delete(pod) => remove(&mut state.live, pod),
-        }
+    /// Feeds one event of the pod watch. Returns the run to look at again when the event changed
+    /// a pending pod's start cause.
+    pub fn observe(&self, event: &watcher::Event<WatchedPod>) -> Option<ObjectRef<DagRun>> {
+        self.index.observe(event, insert, remove)
+    }
+
+    /// The runs of the step pods in `namespace` named `pod` (at most one), or mounting claim
+    /// `claim`. A scan: it answers Warning Events about pods and claims, which are rare next to
+    /// the pods themselves.
+    pub fn runs_of(&self, namespace: &str, pod: Option<&str>, claim: Option<&str>) -> Vec<ObjectRef<DagRun>> {
+        let mounts = |p: &StepPod, claim: &str| {
+            p.claim_volumes.iter().any(|v| {
+                v.persistent_volume_claim
+                    .as_ref()
+                    .is_some_and(|c| c.claim_name == claim)
+            })
+        };
+        let mut runs: Vec<_> = self.index.read_now(|live| {
+            live.iter()
+                .filter(|((ns, _), _)| ns == namespace)
+                .flat_map(|(_, pods)| pods)
+                .filter(|p| pod == Some(p.name.as_str()) || claim.is_some_and(|c| mounts(p, c)))
+                .map(StepPod::run_ref)
+                .collect()
+        });
+        runs.sort_by(|a, b| a.name.cmp(&b.name));
+        runs.dedup();
+        runs
     }
 
     /// The pods of Job `job` in `namespace` (none yet: empty), or None while the watch has not
     /// listed them.
     pub fn of_job(&self, namespace: &str, job: &str) -> Option<Vec<Pod>> {
-        if !self.synced.load(Ordering::Relaxed) {
-            return None;
-        }
-        let state = self.state.lock().expect("step pods lock");
         let key = (namespace.to_string(), job.to_string());
-        let pods = state.live.get(&key).into_iter().flatten();
-        Some(pods.map(StepPod::to_pod).collect())
+        self.index
+            .read(|live| live.get(&key).into_iter().flatten().map(StepPod::to_pod).collect())
     }
 }
 
-fn insert(index: &mut Index, pod: &Pod) {
-    let Some(kept) = StepPod::from_pod(pod) else { return };
+/// Adds or replaces the pod; returns its run when its start cause is new.
+fn insert(index: &mut Index, pod: &WatchedPod) -> Option<ObjectRef<DagRun>> {
+    let kept = StepPod::from_pod(pod)?;
     let pods = index.entry(kept.key()).or_default();
+    let old_cause = pods.iter().find(|p| p.name == kept.name).and_then(StepPod::start_cause);
+    let new_cause = kept.start_cause();
+    let wake = (new_cause.is_some() && new_cause != old_cause).then(|| kept.run_ref());
     pods.retain(|p| p.name != kept.name);
     pods.push(kept);
+    wake
 }
 
-fn remove(index: &mut Index, pod: &Pod) {
+fn remove(index: &mut Index, pod: &WatchedPod) {
     let Some(gone) = StepPod::from_pod(pod) else { return };
     let key = gone.key();
     if let Some(pods) = index.get_mut(&key) {
@@ -102,6 +114,8 @@ struct StepPod {
     name: String,
     namespace: Option<String>,
     job: String,
+    /// Its run (label `kubedag.io/run`).
+    run: String,
     node_name: Option<String>,
     /// Volumes backed by a PersistentVolumeClaim.
     claim_volumes: Vec<Volume>,
@@ -115,14 +129,16 @@ struct StepPod {
 }
 
 impl StepPod {
-    fn from_pod(pod: &Pod) -> Option<StepPod> {
+    fn from_pod(pod: &WatchedPod) -> Option<StepPod> {
         let job = pod.labels().get(JOB_NAME_LABEL)?.clone();
+        let run = pod.labels().get(labels::RUN)?.clone();
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
         Some(StepPod {
             name: pod.name_any(),
             namespace: pod.namespace(),
             job,
+            run,
             node_name: spec.and_then(|s| s.node_name.clone()),
             claim_volumes: spec
                 .and_then(|s| s.volumes.as_ref())
@@ -143,15 +159,64 @@ impl StepPod {
                 .into_iter()
                 .flatten()
                 .filter(|c| KEPT_CONDITIONS.contains(&c.type_.as_str()))
-                .cloned()
+                .map(|c| PodCondition {
+                    type_: c.type_.clone(),
+                    status: c.status.clone(),
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                    ..Default::default()
+                })
                 .collect(),
             container_states: status
                 .and_then(|s| s.container_statuses.as_ref())
                 .into_iter()
                 .flatten()
-                .map(|c| c.state.clone())
+                .map(|c| c.state.as_ref().map(kept_state))
                 .collect(),
         })
+    }
+
+    /// Why a pending pod is not starting, as its status says: its first container's waiting
+    /// reason and message (other than the normal `ContainerCreating`/`PodInitializing`), or the
+    /// scheduler's `PodScheduled=False` reason and message. None when it is not pending or shows
+    /// no cause.
+    fn start_cause(&self) -> Option<(String, String)> {
+        if self.phase.as_deref() != Some("Pending") {
+            return None;
+        }
+        let waiting = self
+            .container_states
+            .first()
+            .and_then(|s| s.as_ref()?.waiting.as_ref())
+            .filter(|w| {
+                !matches!(
+                    w.reason.as_deref(),
+                    None | Some("ContainerCreating" | "PodInitializing")
+                )
+            });
+        if let Some(w) = waiting {
+            return Some((
+                w.reason.clone().unwrap_or_default(),
+                w.message.clone().unwrap_or_default(),
+            ));
+        }
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+            .map(|c| {
+                (
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default(),
+                )
+            })
+    }
+
+    fn run_ref(&self) -> ObjectRef<DagRun> {
+        let run = ObjectRef::new(&self.run);
+        match &self.namespace {
+            Some(ns) => run.within(ns),
+            None => run,
+        }
     }
 
     fn key(&self) -> JobKey {
@@ -192,17 +257,41 @@ impl StepPod {
     }
 }
 
+/// What the readers take of a container state: the waiting reason and message, that it runs,
+/// and how it ended (exit code, reason, termination message); not the container ID or times.
+fn kept_state(state: &ContainerState) -> ContainerState {
+    ContainerState {
+        waiting: state.waiting.as_ref().map(|w| ContainerStateWaiting {
+            reason: w.reason.clone(),
+            message: w.message.clone(),
+        }),
+        running: state.running.as_ref().map(|_| ContainerStateRunning::default()),
+        terminated: state.terminated.as_ref().map(|t| ContainerStateTerminated {
+            exit_code: t.exit_code,
+            reason: t.reason.clone(),
+            message: t.message.clone(),
+            ..Default::default()
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{ContainerStateTerminated, PersistentVolumeClaimVolumeSource};
+    use k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource;
 
     fn pod(name: &str, job: &str, phase: &str) -> Pod {
         Pod {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 namespace: Some("ns".into()),
-                labels: Some([(JOB_NAME_LABEL.to_string(), job.to_string())].into()),
+                labels: Some(
+                    [
+                        (JOB_NAME_LABEL.to_string(), job.to_string()),
+                        (labels::RUN.to_string(), format!("run-of-{job}")),
+                    ]
+                    .into(),
+                ),
                 ..Default::default()
             },
             status: Some(PodStatus {
@@ -211,6 +300,104 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    fn waiting(mut pod: Pod, reason: &str) -> Pod {
+        pod.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.into()),
+                    message: Some(format!("{reason} message")),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]);
+        pod
+    }
+
+    fn unschedulable(mut pod: Pod, message: &str) -> Pod {
+        pod.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+            type_: "PodScheduled".into(),
+            status: "False".into(),
+            reason: Some("Unschedulable".into()),
+            message: Some(message.into()),
+            ..Default::default()
+        }]);
+        pod
+    }
+
+    /// The pod as the watch decodes it from the API server's JSON.
+    fn w(pod: Pod) -> WatchedPod {
+        serde_json::from_value(serde_json::to_value(pod).unwrap()).unwrap()
+    }
+
+    fn woken(pods: &StepPods, pod: Pod) -> Option<String> {
+        pods.observe(&watcher::Event::Apply(w(pod)))
+            .map(|r| format!("{}/{}", r.namespace.unwrap(), r.name))
+    }
+
+    #[test]
+    fn a_new_start_cause_wakes_the_run_and_healthy_progress_does_not() {
+        let pods = StepPods::default();
+        pods.observe(&watcher::Event::Init);
+        pods.observe(&watcher::Event::InitDone);
+        let p = || pod("j-1", "j", "Pending");
+        assert_eq!(woken(&pods, p()), None, "a new pod");
+        assert_eq!(woken(&pods, waiting(p(), "ContainerCreating")), None);
+        assert_eq!(woken(&pods, waiting(p(), "ErrImagePull")), Some("ns/run-of-j".into()));
+        assert_eq!(woken(&pods, waiting(p(), "ErrImagePull")), None, "the same cause again");
+        assert_eq!(
+            woken(&pods, waiting(p(), "ImagePullBackOff")),
+            Some("ns/run-of-j".into())
+        );
+        assert_eq!(
+            woken(&pods, pod("j-1", "j", "Running")),
+            None,
+            "the Job's status says so"
+        );
+        assert_eq!(
+            woken(&pods, unschedulable(pod("k-1", "k", "Pending"), "0/1 nodes")),
+            Some("ns/run-of-k".into())
+        );
+        assert_eq!(
+            woken(&pods, unschedulable(pod("k-1", "k", "Pending"), "0/1 nodes")),
+            None
+        );
+        assert_eq!(
+            woken(&pods, unschedulable(pod("k-1", "k", "Pending"), "0/2 nodes")),
+            Some("ns/run-of-k".into()),
+            "the scheduler's message changed"
+        );
+        let failed = waiting(pod("m-1", "m", "Failed"), "ErrImagePull");
+        assert_eq!(woken(&pods, failed), None, "only pending pods wait to start");
+    }
+
+    #[test]
+    fn a_pods_run_is_found_by_the_pods_name_or_a_claim_it_mounts() {
+        let pods = StepPods::default();
+        let mut mounting = pod("k-1", "k", "Pending");
+        mounting.spec = Some(PodSpec {
+            volumes: Some(vec![Volume {
+                name: "ws".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: "claim".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        pods.observe(&watcher::Event::Init);
+        pods.observe(&watcher::Event::InitApply(w(pod("j-1", "j", "Pending"))));
+        pods.observe(&watcher::Event::InitApply(w(mounting)));
+        pods.observe(&watcher::Event::InitDone);
+        let names = |runs: Vec<ObjectRef<DagRun>>| runs.into_iter().map(|r| r.name).collect::<Vec<_>>();
+        assert_eq!(names(pods.runs_of("ns", Some("j-1"), None)), ["run-of-j"]);
+        assert!(pods.runs_of("other", Some("j-1"), None).is_empty());
+        assert!(pods.runs_of("ns", Some("j-2"), None).is_empty());
+        assert_eq!(names(pods.runs_of("ns", None, Some("claim"))), ["run-of-k"]);
+        assert!(pods.runs_of("ns", None, Some("other-claim")).is_empty());
     }
 
     fn phases(pods: &StepPods, job: &str) -> Option<Vec<String>> {
@@ -225,7 +412,7 @@ mod tests {
     fn nothing_is_answered_until_the_first_list_is_complete() {
         let pods = StepPods::default();
         pods.observe(&watcher::Event::Init);
-        pods.observe(&watcher::Event::InitApply(pod("j-1", "j", "Pending")));
+        pods.observe(&watcher::Event::InitApply(w(pod("j-1", "j", "Pending"))));
         assert_eq!(phases(&pods, "j"), None);
         pods.observe(&watcher::Event::InitDone);
         assert_eq!(phases(&pods, "j"), Some(vec!["Pending".to_string()]));
@@ -236,18 +423,18 @@ mod tests {
     fn updates_replace_deletes_remove_and_a_relist_forgets_what_it_did_not_see() {
         let pods = StepPods::default();
         pods.observe(&watcher::Event::Init);
-        pods.observe(&watcher::Event::InitApply(pod("a-1", "a", "Pending")));
-        pods.observe(&watcher::Event::InitApply(pod("b-1", "b", "Running")));
+        pods.observe(&watcher::Event::InitApply(w(pod("a-1", "a", "Pending"))));
+        pods.observe(&watcher::Event::InitApply(w(pod("b-1", "b", "Running"))));
         pods.observe(&watcher::Event::InitDone);
-        pods.observe(&watcher::Event::Apply(pod("a-1", "a", "Running")));
-        pods.observe(&watcher::Event::Apply(pod("a-2", "a", "Pending")));
+        pods.observe(&watcher::Event::Apply(w(pod("a-1", "a", "Running"))));
+        pods.observe(&watcher::Event::Apply(w(pod("a-2", "a", "Pending"))));
         assert_eq!(phases(&pods, "a"), Some(vec!["Running".into(), "Pending".into()]));
-        pods.observe(&watcher::Event::Delete(pod("a-1", "a", "Running")));
+        pods.observe(&watcher::Event::Delete(w(pod("a-1", "a", "Running"))));
         assert_eq!(phases(&pods, "a"), Some(vec!["Pending".into()]));
 
         pods.observe(&watcher::Event::Init);
         assert_eq!(phases(&pods, "a"), None, "a relist in progress is not an answer");
-        pods.observe(&watcher::Event::InitApply(pod("a-2", "a", "Succeeded")));
+        pods.observe(&watcher::Event::InitApply(w(pod("a-2", "a", "Succeeded"))));
         pods.observe(&watcher::Event::InitDone);
         assert_eq!(phases(&pods, "a"), Some(vec!["Succeeded".into()]));
         assert_eq!(
@@ -260,7 +447,7 @@ mod tests {
     #[test]
     fn what_is_kept_is_what_the_checks_read() {
         let mut full = pod("a-1", "a", "Failed");
-        full.labels_mut().insert("kubedag.io/run".into(), "r".into());
+        full.labels_mut().insert("other".into(), "label".into());
         full.annotations_mut().insert("big".into(), "x".repeat(1000));
         let status = full.status.as_mut().unwrap();
         status.reason = Some("Evicted".into());
@@ -279,15 +466,22 @@ mod tests {
         let terminated = ContainerState {
             terminated: Some(ContainerStateTerminated {
                 exit_code: 3,
+                reason: Some("Error".into()),
                 message: Some("out=1".into()),
                 ..Default::default()
             }),
             ..Default::default()
         };
+        let mut as_served = terminated.clone();
+        let t = as_served.terminated.as_mut().unwrap();
+        t.container_id = Some("containerd://0123456789abcdef".into());
+        t.started_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::UNIX_EPOCH,
+        ));
         status.container_statuses = Some(vec![ContainerStatus {
             name: "step".into(),
             image: "a/very/long/image:tag".into(),
-            state: Some(terminated.clone()),
+            state: Some(as_served),
             ..Default::default()
         }]);
         full.spec = Some(PodSpec {
@@ -308,7 +502,7 @@ mod tests {
             ]),
             ..Default::default()
         });
-        let full = StepPod::from_pod(&full).unwrap().to_pod();
+        let full = StepPod::from_pod(&w(full)).unwrap().to_pod();
         let spec = full.spec.as_ref().unwrap();
         assert_eq!(spec.node_name.as_deref(), Some("n1"));
         let volumes: Vec<_> = spec.volumes.iter().flatten().map(|v| v.name.as_str()).collect();

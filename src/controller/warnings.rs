@@ -1,115 +1,169 @@
-//! Warning Events of a namespace, read with one LIST at most every [`MAX_AGE`] and shared by
-//! every reconcile that asks: why a Job could not create its pod (`FailedCreate`), why a pod
-//! cannot mount its volumes, why a claim is not bound.
+//! Warning Events, from a watch (field selector `type=Warning`), indexed by the object they are
+//! about: why a Job could not create its pod (`FailedCreate`), why a pod cannot mount its volumes
+//! or get its sandbox, why a claim is not bound.
 //!
-//! One LIST per object asked about cost one Event LIST per waiting Job per reconcile, which under
-//! load (thousands of Jobs waiting on a busy Job controller) became thousands of LISTs a minute.
-//! Read this way the cost is bounded by namespaces, not Jobs; the answer is at most
-//! [`MAX_AGE`] old, well within the start checks' own re-check interval
-//! ([`crate::engine::pod_start::RECHECK_SECONDS`]).
+//! A watch instead of a LIST per waiting step (or per namespace every few seconds) because the
+//! start checks of `engine::pod_start` ask for no periodic re-check: a new Warning about a step's
+//! Job or pod is what wakes its run ([`WarningEvents::observe`] says which object it was about).
+//! Until the watch's first list is complete [`WarningEvents::about`] answers None, and callers
+//! fall back to a timed re-check.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::ListParams;
-use kube::{Api, Client};
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 
-/// How old a namespace's snapshot may be before it is read again.
-pub const MAX_AGE: Duration = Duration::from_secs(5);
+use super::listed::ListedIndex;
+use super::step_pods::StepPods;
+use crate::api::{DagRun, labels};
 
 /// (reason, message) of each Warning about one object, newest first.
 pub type Warnings = Vec<(String, String)>;
 
-/// (involvedObject.kind, involvedObject.name).
-type ObjectKey = (String, String);
+/// The object a Warning is about: (namespace, involvedObject.kind, involvedObject.name).
+pub type ObjectKey = (String, String, String);
 
-/// The snapshots, one per namespace. The lock is held across a refresh so that reconciles asking
-/// at once share one LIST instead of each starting their own.
-#[derive(Default)]
-pub struct WarningEvents {
-    snapshots: tokio::sync::Mutex<HashMap<String, Snapshot>>,
+/// Reasons whose Warnings wake no run: the scheduler's `FailedScheduling` repeats on every
+/// scheduling attempt, and what it says is also the pod's `PodScheduled` condition, which the pod
+/// watch wakes the run for when it changes.
+const WAKE_NOBODY: &[&str] = &["FailedScheduling"];
+
+/// One Warning Event, as much of it as the start checks read.
+#[derive(Debug, Clone, PartialEq)]
+struct Warning {
+    /// The Event's own name: an Event repeated by its source is the same object, updated.
+    event: String,
+    reason: String,
+    message: String,
+    last_seen: Option<Timestamp>,
 }
 
-struct Snapshot {
-    read_at: Instant,
-    by_object: Arc<HashMap<ObjectKey, Warnings>>,
+type Index = HashMap<ObjectKey, Vec<Warning>>;
+
+/// The Warning Events the watch has seen, by object. Fed by [`WarningEvents::observe`].
+#[derive(Default)]
+pub struct WarningEvents {
+    index: ListedIndex<Index>,
 }
 
 impl WarningEvents {
-    /// The Warnings about `kind`/`name` in `namespace` (of one `reason` if given), newest first.
-    /// Errors: the Event LIST failed.
-    pub async fn about(
-        &self,
-        client: &Client,
-        namespace: &str,
-        kind: &str,
-        name: &str,
-        reason: Option<&str>,
-    ) -> Result<Warnings, kube::Error> {
-        let by_object = self.snapshot(client, namespace).await?;
-        let all = by_object.get(&(kind.to_string(), name.to_string()));
-        Ok(all
-            .into_iter()
-            .flatten()
-            .filter(|(r, _)| reason.is_none_or(|want| r == want))
-            .cloned()
-            .collect())
+    /// Feeds one event of the Warning Event watch. Returns the object a new or updated Warning is
+    /// about (the caller wakes whatever waits on it), None for anything else and for reasons in
+    /// [`WAKE_NOBODY`].
+    pub fn observe(&self, event: &watcher::Event<Event>) -> Option<ObjectKey> {
+        self.index.observe(event, insert, remove)
     }
 
-    async fn snapshot(
-        &self,
-        client: &Client,
-        namespace: &str,
-    ) -> Result<Arc<HashMap<ObjectKey, Warnings>>, kube::Error> {
-        let mut snapshots = self.snapshots.lock().await;
-        if let Some(s) = snapshots.get(namespace).filter(|s| s.read_at.elapsed() < MAX_AGE) {
-            return Ok(s.by_object.clone());
-        }
-        let api: Api<Event> = Api::namespaced(client.clone(), namespace);
-        let listed = api.list(&ListParams::default().fields("type=Warning")).await?.items;
-        let by_object = Arc::new(index(listed));
-        snapshots.insert(
-            namespace.to_string(),
-            Snapshot {
-                read_at: Instant::now(),
-                by_object: by_object.clone(),
-            },
-        );
-        Ok(by_object)
+    /// The Warnings about `kind`/`name` in `namespace` (of one `reason` if given), newest first;
+    /// None until the watch has listed them.
+    pub fn about(&self, namespace: &str, kind: &str, name: &str, reason: Option<&str>) -> Option<Warnings> {
+        let key = (namespace.to_string(), kind.to_string(), name.to_string());
+        self.index.read(|live| {
+            let mut found: Vec<&Warning> = live
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter(|w| reason.is_none_or(|want| w.reason == want))
+                .collect();
+            found.sort_by_key(|w| std::cmp::Reverse(w.last_seen));
+            found
+                .into_iter()
+                .map(|w| (w.reason.clone(), w.message.clone()))
+                .collect()
+        })
     }
 }
 
-/// Groups events by the object they are about, newest first.
-fn index(mut events: Vec<Event>) -> HashMap<ObjectKey, Warnings> {
-    events.sort_by_key(|e| std::cmp::Reverse(e.last_timestamp.clone().map(|t| t.0)));
-    let mut by_object: HashMap<ObjectKey, Warnings> = HashMap::new();
-    for event in events {
-        let object = event.involved_object;
-        let key = (object.kind.unwrap_or_default(), object.name.unwrap_or_default());
-        by_object
-            .entry(key)
-            .or_default()
-            .push((event.reason.unwrap_or_default(), event.message.unwrap_or_default()));
+/// The runs a new Warning about `object` may concern: a step Job's run (from the Job cache), a
+/// step pod's run, the runs whose pods mount a claim. Other objects concern no run.
+pub fn runs_concerned(object: &ObjectKey, jobs: &Store<Job>, pods: &StepPods) -> Vec<ObjectRef<DagRun>> {
+    let (namespace, kind, name) = object;
+    match kind.as_str() {
+        "Job" => jobs
+            .get(&ObjectRef::new(name).within(namespace))
+            .and_then(|job| job.labels().get(labels::RUN).cloned())
+            .map(|run| ObjectRef::new(&run).within(namespace))
+            .into_iter()
+            .collect(),
+        "Pod" => pods.runs_of(namespace, Some(name), None),
+        "PersistentVolumeClaim" => pods.runs_of(namespace, None, Some(name)),
+        _ => Vec::new(),
     }
-    by_object
+}
+
+fn key_of(event: &Event) -> ObjectKey {
+    let object = &event.involved_object;
+    (
+        object
+            .namespace
+            .clone()
+            .or_else(|| event.metadata.namespace.clone())
+            .unwrap_or_default(),
+        object.kind.clone().unwrap_or_default(),
+        object.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Adds or replaces the Warning; returns its object.
+fn insert(index: &mut Index, event: &Event) -> Option<ObjectKey> {
+    if event.type_.as_deref() != Some("Warning") {
+        return None;
+    }
+    let key = key_of(event);
+    let warning = Warning {
+        event: event.metadata.name.clone().unwrap_or_default(),
+        reason: event.reason.clone().unwrap_or_default(),
+        message: event.message.clone().unwrap_or_default(),
+        // Events written through events.k8s.io carry eventTime (and a series) instead.
+        last_seen: event
+            .last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| event.event_time.as_ref().map(|t| t.0)),
+    };
+    let news = !WAKE_NOBODY.contains(&warning.reason.as_str());
+    let warnings = index.entry(key.clone()).or_default();
+    warnings.retain(|w| w.event != warning.event);
+    warnings.push(warning);
+    news.then_some(key)
+}
+
+fn remove(index: &mut Index, event: &Event) {
+    let key = key_of(event);
+    let name = event.metadata.name.as_deref().unwrap_or_default();
+    if let Some(warnings) = index.get_mut(&key) {
+        warnings.retain(|w| w.event != name);
+        if warnings.is_empty() {
+            index.remove(&key);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jiff::Timestamp;
     use k8s_openapi::api::core::v1::ObjectReference;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::api::ObjectMeta;
 
-    fn event(kind: &str, name: &str, reason: &str, second: i64) -> Event {
+    fn event(name: &str, kind: &str, object: &str, reason: &str, second: i64) -> Event {
         Event {
-            involved_object: ObjectReference {
-                kind: Some(kind.into()),
+            metadata: ObjectMeta {
                 name: Some(name.into()),
+                namespace: Some("ns".into()),
                 ..Default::default()
             },
+            involved_object: ObjectReference {
+                kind: Some(kind.into()),
+                name: Some(object.into()),
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
+            type_: Some("Warning".into()),
             reason: Some(reason.into()),
             message: Some(format!("{reason} at {second}")),
             last_timestamp: Some(Time(Timestamp::from_second(second).unwrap())),
@@ -117,18 +171,94 @@ mod tests {
         }
     }
 
+    fn listed(events: Vec<Event>) -> WarningEvents {
+        let warnings = WarningEvents::default();
+        warnings.observe(&watcher::Event::Init);
+        for e in events {
+            warnings.observe(&watcher::Event::InitApply(e));
+        }
+        warnings.observe(&watcher::Event::InitDone);
+        warnings
+    }
+
+    fn messages(warnings: &WarningEvents, kind: &str, name: &str) -> Option<Vec<String>> {
+        let found = warnings.about("ns", kind, name, None)?;
+        Some(found.into_iter().map(|(_, m)| m).collect())
+    }
+
     #[test]
-    fn events_are_grouped_by_object_newest_first() {
-        let by_object = index(vec![
-            event("Job", "j", "FailedCreate", 1),
-            event("Pod", "j", "FailedMount", 2),
-            event("Job", "j", "FailedCreate", 3),
+    fn nothing_is_answered_until_the_first_list_is_complete() {
+        let warnings = WarningEvents::default();
+        assert_eq!(messages(&warnings, "Job", "j"), None);
+        warnings.observe(&watcher::Event::Init);
+        warnings.observe(&watcher::Event::InitApply(event("e1", "Job", "j", "FailedCreate", 1)));
+        assert_eq!(messages(&warnings, "Job", "j"), None);
+        warnings.observe(&watcher::Event::InitDone);
+        assert_eq!(messages(&warnings, "Job", "j"), Some(vec!["FailedCreate at 1".into()]));
+        assert_eq!(messages(&warnings, "Pod", "j"), Some(vec![]));
+    }
+
+    #[test]
+    fn warnings_are_grouped_by_object_newest_first_and_filtered_by_reason() {
+        let warnings = listed(vec![
+            event("e1", "Job", "j", "FailedCreate", 1),
+            event("e2", "Pod", "j", "FailedMount", 2),
+            event("e3", "Job", "j", "FailedCreate", 3),
+            event("e4", "Job", "j", "Other", 4),
         ]);
-        let job = &by_object[&("Job".to_string(), "j".to_string())];
+        let job = warnings.about("ns", "Job", "j", Some("FailedCreate")).unwrap();
         assert_eq!(
             job.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>(),
             ["FailedCreate at 3", "FailedCreate at 1"]
         );
-        assert_eq!(by_object[&("Pod".to_string(), "j".to_string())].len(), 1);
+        assert_eq!(messages(&warnings, "Pod", "j").unwrap().len(), 1);
+        assert_eq!(warnings.about("other", "Job", "j", None), Some(vec![]));
+    }
+
+    #[test]
+    fn a_repeated_event_replaces_itself_deletes_remove_and_every_new_warning_names_its_object() {
+        let warnings = listed(vec![]);
+        let woken = warnings.observe(&watcher::Event::Apply(event("e1", "Pod", "p", "FailedMount", 1)));
+        assert_eq!(woken, Some(("ns".into(), "Pod".into(), "p".into())));
+        let again = warnings.observe(&watcher::Event::Apply(event("e1", "Pod", "p", "FailedMount", 9)));
+        assert_eq!(again, woken, "a repeat (count + 1) is news too");
+        assert_eq!(messages(&warnings, "Pod", "p"), Some(vec!["FailedMount at 9".into()]));
+        assert_eq!(
+            warnings.observe(&watcher::Event::Delete(event("e1", "Pod", "p", "FailedMount", 9))),
+            None
+        );
+        assert_eq!(messages(&warnings, "Pod", "p"), Some(vec![]));
+        let scheduling = event("e3", "Pod", "p", "FailedScheduling", 10);
+        assert_eq!(
+            warnings.observe(&watcher::Event::Apply(scheduling)),
+            None,
+            "kept, but wakes nobody"
+        );
+        assert_eq!(
+            warnings
+                .about("ns", "Pod", "p", Some("FailedScheduling"))
+                .unwrap()
+                .len(),
+            1
+        );
+        let mut normal = event("e2", "Pod", "p", "Pulled", 10);
+        normal.type_ = Some("Normal".into());
+        assert_eq!(warnings.observe(&watcher::Event::Apply(normal)), None);
+        assert_eq!(messages(&warnings, "Pod", "p").unwrap().len(), 1, "only the Warning");
+    }
+
+    #[test]
+    fn a_relist_forgets_what_it_did_not_see() {
+        let warnings = listed(vec![event("e1", "Job", "a", "FailedCreate", 1)]);
+        warnings.observe(&watcher::Event::Init);
+        assert_eq!(
+            messages(&warnings, "Job", "a"),
+            None,
+            "a relist in progress is not an answer"
+        );
+        warnings.observe(&watcher::Event::InitApply(event("e2", "Job", "b", "FailedCreate", 2)));
+        warnings.observe(&watcher::Event::InitDone);
+        assert_eq!(messages(&warnings, "Job", "a"), Some(vec![]));
+        assert_eq!(messages(&warnings, "Job", "b").unwrap().len(), 1);
     }
 }

@@ -189,11 +189,11 @@ pub fn child_state(run: &DagRun, reused: bool) -> JobState {
         RunPhase::Running if !reused => JobState::Active,
         RunPhase::Pending | RunPhase::Queued | RunPhase::Running => JobState::Waiting {
             message: Some(format!("{WAITING_PREFIX}for {kind} {name} ({})", status.phase.as_str())),
-            recheck_after_seconds: if reused {
+            recheck_after_seconds: Some(if reused {
                 REUSED_RECHECK_SECONDS
             } else {
                 QUEUED_RECHECK_SECONDS
-            },
+            }),
         },
         RunPhase::Succeeded => JobState::RunSucceeded {
             finished_at: status.finished_at,

@@ -150,7 +150,7 @@ fn a_running_identical_run_is_waited_for_and_rechecked() {
             state,
             JobState::Waiting {
                 message: Some("waiting for identical run other (Running)".into()),
-                recheck_after_seconds: REUSED_RECHECK_SECONDS,
+                recheck_after_seconds: Some(REUSED_RECHECK_SECONDS),
             }
         ),
         other => panic!("{other:?}"),
@@ -281,10 +281,10 @@ fn calling(dags: &[&str]) -> DagSpec {
             .enumerate()
             .map(|(i, d)| Step {
                 name: format!("s{i}"),
-                call: Some(Call {
+                call: Some(Box::new(Call {
                     dag: d.to_string(),
                     params: Default::default(),
-                }),
+                })),
                 ..Default::default()
             })
             .collect(),

@@ -348,7 +348,9 @@ impl<'a> Planner<'a> {
                     debug_assert!(message.starts_with(WAITING_PREFIX));
                     self.steps[i].message = Some(message);
                 }
-                self.recheck_after(recheck_after_seconds);
+                if let Some(seconds) = recheck_after_seconds {
+                    self.recheck_after(seconds);
+                }
             }
             JobState::CannotStart { message } => {
                 if let Some(job) = self.steps[i].job_name.clone() {
@@ -381,7 +383,7 @@ impl<'a> Planner<'a> {
         let attempt = self.steps[i].attempts.max(1);
         let n = attempt - self.steps[i].attempts_before.min(attempt);
         let failure = retry::Failure::of(self.steps[i].exit_code, &message);
-        match retry::decide(self.spec_step(i).retry.as_ref(), n, failure) {
+        match retry::decide(self.spec_step(i).retry.as_deref(), n, failure) {
             Verdict::Retry { delay_seconds: 0 } => {
                 self.steps[i].message = Some(retry::failure_message(attempt, failure, &message, true));
                 self.launch(i, attempt + 1);

@@ -14,16 +14,16 @@ use crate::engine::graph::tests::step;
 
 fn fan_out(items: Vec<String>, max_parallel: u32) -> DagSpec {
     let mut work = step("work", &[]);
-    work.for_each = Some(ForEach {
+    work.for_each = Some(Box::new(ForEach {
         items: Some(items),
         max_parallel,
         ..Default::default()
-    });
+    }));
     work.outputs = vec!["n".into()];
-    work.retry = Some(RetryPolicy {
+    work.retry = Some(Box::new(RetryPolicy {
         limit: 1,
         ..Default::default()
-    });
+    }));
     let mut sum = step("sum", &["work"]);
     sum.command = vec!["echo".into(), "$(steps.work.outputs.n)".into()];
     DagSpec {
@@ -236,14 +236,14 @@ fn a_10000_item_run_stays_under_256_kib() {
 
 fn call_spec(for_each: Option<ForEach>) -> DagSpec {
     let mut bias = step("bias", &[]);
-    bias.call = Some(Call {
+    bias.call = Some(Box::new(Call {
         dag: "bias".into(),
         params: [("night".to_string(), "$(item)".to_string())].into(),
-    });
+    }));
     if for_each.is_none() {
         bias.call.as_mut().unwrap().params = [("night".to_string(), "n1".to_string())].into();
     }
-    bias.for_each = for_each;
+    bias.for_each = for_each.map(Box::new);
     bias.outputs = vec!["bias".into()];
     DagSpec {
         steps: vec![bias],

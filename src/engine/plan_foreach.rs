@@ -34,10 +34,10 @@ impl Planner<'_> {
         status.finished_at = None;
         status.exit_code = None;
         status.next_attempt_at = None;
-        status.for_each = Some(ForEachStatus {
+        status.for_each = Some(Box::new(ForEachStatus {
             round,
             ..Default::default()
-        });
+        }));
         self.set_phase(i, StepPhase::Running);
         self.observe_for_each(i);
     }
@@ -230,7 +230,9 @@ impl Planner<'_> {
                 Some(JobState::Waiting {
                     recheck_after_seconds, ..
                 }) => {
-                    self.recheck_after(recheck_after_seconds);
+                    if let Some(seconds) = recheck_after_seconds {
+                        self.recheck_after(seconds);
+                    }
                     return Instance::Running;
                 }
                 Some(JobState::Succeeded { outputs, .. }) => {
@@ -263,7 +265,7 @@ impl Planner<'_> {
                 }
             };
             let failure = retry::Failure::of(exit_code, &message);
-            match retry::decide(self.spec_step(i).retry.as_ref(), attempt, failure) {
+            match retry::decide(self.spec_step(i).retry.as_deref(), attempt, failure) {
                 Verdict::Retry { delay_seconds } => {
                     let ended = finished_at.map_or(self.input.now.0, |t| t.0);
                     let due = ended + jiff::SignedDuration::from_secs(delay_seconds);

@@ -26,10 +26,11 @@ pub enum JobState {
     },
     /// Created and not finished, but its pod is not running yet: it waits for capacity, or for a
     /// cause that may still clear (an image pull error within the start bound). `message` says
-    /// what it waits for (None: nothing worth showing yet); plan again after `recheck_after_seconds`.
+    /// what it waits for (None: nothing worth showing yet); plan again after `recheck_after_seconds`,
+    /// or (None) only when a watch event says something changed.
     Waiting {
         message: Option<String>,
-        recheck_after_seconds: i64,
+        recheck_after_seconds: Option<i64>,
     },
     /// The attempt's pod can never start, or did not start within the bound (image pull errors,
     /// invalid image names, pods the API server refuses to create, missing config): the attempt

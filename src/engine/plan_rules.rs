@@ -131,7 +131,7 @@ pub fn reset_for_retry(spec: &DagSpec, steps: &mut [StepStatus]) {
         step.reused = false;
         if let Some(fe) = &mut step.for_each {
             // A new fan-out round: new instance names, all items again.
-            *fe = crate::api::ForEachStatus {
+            **fe = crate::api::ForEachStatus {
                 round: fe.round + 1,
                 ..Default::default()
             };

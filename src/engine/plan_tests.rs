@@ -128,10 +128,10 @@ fn continue_on_failure_lets_dependants_run_and_the_run_succeed() {
 #[test]
 fn retry_launches_a_new_attempt_with_a_new_name() {
     let mut a = step("a", &[]);
-    a.retry = Some(RetryPolicy {
+    a.retry = Some(Box::new(RetryPolicy {
         limit: 1,
         ..Default::default()
-    });
+    }));
     let s = spec(vec![a]);
     let p = plan_with(&s, &[], &HashMap::new(), 0);
     let first = p.launch[0].job_name.clone();
@@ -173,10 +173,10 @@ fn retry_launches_a_new_attempt_with_a_new_name() {
 #[test]
 fn run_retry_reruns_failed_and_skipped_steps_as_new_attempts() {
     let mut a = step("a", &[]);
-    a.retry = Some(RetryPolicy {
+    a.retry = Some(Box::new(RetryPolicy {
         limit: 1,
         ..Default::default()
-    });
+    }));
     let s = spec(vec![step("ok", &[]), a, step("b", &["a"])]);
     let mut jobs = HashMap::new();
     let fail = || JobState::Failed {
@@ -300,10 +300,10 @@ fn world() -> impl Strategy<Value = World> {
                 s.depends = names;
                 let (cof, limit, outs, _) = &flags[i];
                 s.continue_on_failure = *cof;
-                s.retry = Some(RetryPolicy {
+                s.retry = Some(Box::new(RetryPolicy {
                     limit: *limit,
                     ..Default::default()
-                });
+                }));
                 steps.push(s);
                 outcomes.push(outs.clone());
             }

@@ -21,6 +21,13 @@
 //!   long they last (a busy node is slow, not wrong): sandbox creation errors, runtime timeouts
 //!   (`context deadline exceeded`), and pod creates that failed with a timeout. Their message is
 //!   shown while the step waits.
+//!
+//! Re-checks: everything a cause is read from (the pod's status, Warning Events) is watched, and
+//! the operator looks at the run again when it changes. The clock only matters for a step-caused
+//! cause, which fails the attempt at the bound: that is the one re-check time this module asks
+//! for. So a step that only waits (a busy Job controller, a slow node, no capacity) costs no
+//! periodic reconciles, however long it waits, and a message changes only when its cause does
+//! (no ticking age, which would be one status write per waiting step per re-check).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -50,11 +57,9 @@ const TRANSIENT: &[&str] = &[
 ];
 /// Parts of a `FailedCreate` message that say the API server refused the pod itself.
 const POD_REFUSED: &[&str] = &["forbidden", "is invalid", "denied the request", "not found"];
-/// How often a waiting step is looked at again (seconds), to show the newest cause and fail it
-/// at the bound.
+/// How often a waiting step is looked at again (seconds) while what it would be checked against
+/// cannot be watched (the Warning Events are not listed yet, or its pod could not be read).
 pub const RECHECK_SECONDS: i64 = 10;
-/// An unschedulable step's message is refreshed this often (seconds); nothing fails it.
-const CAPACITY_RECHECK_SECONDS: i64 = 60;
 
 /// What the pods of one step Job show, read from the pod status and Events.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -122,7 +127,7 @@ pub fn classify(view: &StartView, now: &Time, bound_seconds: i64) -> JobState {
     if let Some(message) = &pod.unschedulable {
         return JobState::Waiting {
             message: Some(format!("{WAITING_PREFIX}for capacity: {message}")),
-            recheck_after_seconds: CAPACITY_RECHECK_SECONDS,
+            recheck_after_seconds: None,
         };
     }
     match &pod.waiting {
@@ -184,16 +189,24 @@ fn step_caused(message: &str, markers: &[&str]) -> bool {
 }
 
 /// Waits while `age` is below the bound; past it, a cause that is the step's (`step_caused`)
-/// fails the attempt. Without one (the node, the Job controller or the kubelet is only slow or
-/// briefly failing) it keeps waiting, showing the cause.
+/// fails the attempt, and until then the step is looked at again exactly at the bound. Without
+/// such a cause (the node, the Job controller or the kubelet is only slow or briefly failing) it
+/// keeps waiting, showing the cause, with no re-check time: only a change of the pod or a new
+/// Warning can change the answer.
 fn within_bound(cause: Option<String>, step_caused: bool, age: i64, bound: i64) -> JobState {
     match cause {
         Some(message) if step_caused && age >= bound => JobState::CannotStart {
             message: format!("{message} (the pod did not start within {bound}s)"),
         },
+        Some(message) if step_caused => JobState::Waiting {
+            recheck_after_seconds: Some(bound - age),
+            message: Some(format!(
+                "{WAITING_PREFIX}for the pod to start (up to {bound}s): {message}"
+            )),
+        },
         message => JobState::Waiting {
-            recheck_after_seconds: (bound - age).clamp(1, RECHECK_SECONDS),
-            message: message.map(|m| format!("{WAITING_PREFIX}for the pod to start ({age}s of {bound}s): {m}")),
+            recheck_after_seconds: None,
+            message: message.map(|m| format!("{WAITING_PREFIX}for the pod to start: {m}")),
         },
     }
 }
@@ -375,14 +388,64 @@ mod tests {
         assert_eq!(classify(&running, &t(1000), 90), JobState::Active);
     }
 
-    #[test]
-    fn rechecks_come_no_later_than_the_bound() {
-        let v = view(vec![pending(Some(("ErrImagePull", "x")))], &[]);
-        match classify(&v, &t(85), 90) {
+    fn recheck_of(state: &JobState) -> Option<i64> {
+        match state {
             JobState::Waiting {
                 recheck_after_seconds, ..
-            } => assert_eq!(recheck_after_seconds, 5),
+            } => *recheck_after_seconds,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_step_caused_wait_is_looked_at_again_exactly_at_the_bound() {
+        let v = view(vec![pending(Some(("ErrImagePull", "x")))], &[]);
+        assert_eq!(recheck_of(&classify(&v, &t(85), 90)), Some(5));
+        assert_eq!(recheck_of(&classify(&v, &t(0), 90)), Some(90));
+        let refused = view(vec![], &["pods \"p\" is forbidden: exceeded quota"]);
+        assert_eq!(recheck_of(&classify(&refused, &t(30), 90)), Some(60));
+    }
+
+    /// Waits that no clock can end are left to the watches: no re-check time at any age, before
+    /// or long after the bound (bench (c) measured a re-check every second past the bound).
+    #[test]
+    fn waits_the_bound_does_not_end_ask_for_no_recheck_at_any_age() {
+        let mut capacity = pending(None);
+        capacity.unschedulable = Some("0/1 nodes are available".into());
+        let mut sandbox = pending(Some(("ContainerCreating", "")));
+        sandbox.warnings = vec![("FailedCreatePodSandBox".into(), "context deadline exceeded".into())];
+        let views = [
+            view(vec![], &[]),
+            view(vec![pending(Some(("ContainerCreating", "")))], &[]),
+            view(vec![capacity], &[]),
+            view(vec![sandbox], &[]),
+            view(
+                vec![pending(Some(("CreateContainerError", "context deadline exceeded")))],
+                &[],
+            ),
+            view(vec![], &["Error creating: Timeout: request did not complete"]),
+        ];
+        for v in &views {
+            for age in [0, 11, 89, 90, 91, 600, 100_000] {
+                assert_eq!(recheck_of(&classify(v, &t(age), 90)), None, "{v:?} at {age}s");
+            }
+        }
+    }
+
+    #[test]
+    fn a_waiting_message_changes_only_with_its_cause() {
+        let v = view(vec![pending(Some(("ErrImagePull", "x")))], &[]);
+        assert_eq!(
+            message_of(&classify(&v, &t(20), 90)),
+            message_of(&classify(&v, &t(60), 90))
+        );
+        let timeout = view(
+            vec![pending(Some(("CreateContainerError", "context deadline exceeded")))],
+            &[],
+        );
+        assert_eq!(
+            message_of(&classify(&timeout, &t(20), 90)),
+            message_of(&classify(&timeout, &t(900), 90))
+        );
     }
 }

@@ -133,11 +133,11 @@ mod planner {
 
     fn retrying(limit: u32, codes: &[i32], backoff: Option<Backoff>) -> DagSpec {
         let mut s = step("fit", &[]);
-        s.retry = Some(RetryPolicy {
+        s.retry = Some(Box::new(RetryPolicy {
             limit,
             backoff,
             on_exit_codes: codes.to_vec(),
-        });
+        }));
         spec(vec![s, step("after", &["fit"])])
     }
 

@@ -347,10 +347,10 @@ fn a_failed_run_with_a_raised_retry_takes_the_claim_again_and_reruns() {
 
 /// A world whose Dag has a workspace.
 fn with_workspace(mut world: World) -> World {
-    world.dag.as_mut().unwrap().spec.workspace = Some(crate::api::Workspace {
+    world.dag.as_mut().unwrap().spec.workspace = Some(Box::new(crate::api::Workspace {
         mount_path: "/workspace".into(),
         ..Default::default()
-    });
+    }));
     world
 }
 
@@ -418,7 +418,7 @@ fn a_refused_workspace_claim_fails_the_run_or_waits_naming_the_claim() {
 fn a_backoff_wakes_the_run_exactly_when_the_next_attempt_is_due() {
     let mut world = World::new();
     let dag = world.dag.as_mut().unwrap();
-    dag.spec.steps[0].retry = Some(crate::api::RetryPolicy {
+    dag.spec.steps[0].retry = Some(Box::new(crate::api::RetryPolicy {
         limit: 1,
         backoff: Some(crate::api::Backoff {
             delay_seconds: 4,
@@ -426,7 +426,7 @@ fn a_backoff_wakes_the_run_exactly_when_the_next_attempt_is_due() {
             max_delay_seconds: None,
         }),
         on_exit_codes: vec![],
-    });
+    }));
     let r = run("m31.fits");
     let (started, _) = world.decide(&r);
     world.jobs.insert(

@@ -122,10 +122,10 @@ mod tests {
     fn a_call_needs_no_image_but_excludes_commands() {
         let call = Step {
             name: "c".into(),
-            call: Some(Call {
+            call: Some(Box::new(Call {
                 dag: "child".into(),
                 params: Default::default(),
-            }),
+            })),
             ..Default::default()
         };
         let mut no_image = spec(vec![call.clone()]);
@@ -140,7 +140,7 @@ mod tests {
     fn for_each_sources_are_checked() {
         let fan = |fe: ForEach, depends: &[&str]| Step {
             name: "f".into(),
-            for_each: Some(fe),
+            for_each: Some(Box::new(fe)),
             depends: depends.iter().map(|d| d.to_string()).collect(),
             ..Default::default()
         };

@@ -285,7 +285,7 @@ fn mounts_must_name_a_declared_volume() {
 fn bad_retry_settings_name_the_step_and_field() {
     use crate::api::{Backoff, RetryPolicy};
     let mut s = step("fit", &[]);
-    s.retry = Some(RetryPolicy {
+    s.retry = Some(Box::new(RetryPolicy {
         limit: 2,
         backoff: Some(Backoff {
             delay_seconds: -1,
@@ -293,7 +293,7 @@ fn bad_retry_settings_name_the_step_and_field() {
             max_delay_seconds: Some(-3),
         }),
         on_exit_codes: vec![3, 0, 256],
-    });
+    }));
     let msg = messages(&dag(vec![s.clone()]));
     for want in [
         "step \"fit\": retry.backoff.delaySeconds: must be >= 0, is -1",
@@ -304,7 +304,7 @@ fn bad_retry_settings_name_the_step_and_field() {
     ] {
         assert!(msg.contains(want), "{want} missing in {msg}");
     }
-    s.retry = Some(RetryPolicy {
+    s.retry = Some(Box::new(RetryPolicy {
         limit: 2,
         backoff: Some(Backoff {
             delay_seconds: 3,
@@ -312,7 +312,7 @@ fn bad_retry_settings_name_the_step_and_field() {
             max_delay_seconds: Some(0),
         }),
         on_exit_codes: vec![1, 255],
-    });
+    }));
     assert_eq!(validate_dag(&dag(vec![s])), Ok(()));
 }
 
@@ -331,10 +331,10 @@ fn the_workspace_path_and_volume_name_are_kept_free() {
         ..Default::default()
     }];
     let mut spec = dag(vec![s]);
-    spec.workspace = Some(Workspace {
+    spec.workspace = Some(Box::new(Workspace {
         mount_path: "/workspace".into(),
         ..Default::default()
-    });
+    }));
     let msg = messages(&spec);
     assert!(
         msg.contains("step \"a\": volume name \"kubedag-workspace\" is reserved"),
@@ -345,10 +345,10 @@ fn the_workspace_path_and_volume_name_are_kept_free() {
         "{msg}"
     );
     let mut spec = dag(vec![step("a", &[])]);
-    spec.workspace = Some(Workspace {
+    spec.workspace = Some(Box::new(Workspace {
         mount_path: "work".into(),
         ..Default::default()
-    });
+    }));
     assert_eq!(
         messages(&spec),
         "spec.workspace.mountPath: must be an absolute path other than /, is \"work\""

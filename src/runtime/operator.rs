@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -20,6 +20,8 @@ use crate::api::{Dag, DagRun, DagTrigger, labels};
 use crate::controller::run::{self, Lane};
 use crate::controller::step_pods::StepPods;
 use crate::controller::trigger::{self, TriggerContext};
+use crate::controller::warnings::{self, WarningEvents};
+use crate::controller::watched::{self, WatchedJob, WatchedPod};
 use crate::controller::{Completions, Context, Gate, Metrics, OperatorConfig, dag_reconciler};
 
 use super::server::Health;
@@ -36,14 +38,6 @@ where
 
 /// Run events buffered per subscriber of the shared DagRun cache (the watch waits when it is full).
 const SHARED_RUN_EVENTS: usize = 1024;
-
-/// Only what the planner reads of a Job is kept in the cache (name, labels, owners, status),
-/// which keeps memory flat with tens of thousands of Jobs.
-fn strip_job(job: &mut Job) {
-    job.spec = None;
-    job.metadata.managed_fields = None;
-    job.metadata.annotations = None;
-}
 
 /// The DagRun cache drops what no reconcile reads and what can dwarf the run itself: managed
 /// fields and kubectl's copy of the applied manifest. Status writes go through the status
@@ -68,11 +62,14 @@ pub async fn run(
     let jobs_synced = Arc::new(AtomicBool::new(false));
     let completions = Arc::new(Completions::default());
     let (jobs, jobs_writer) = reflector::store::<Job>();
+    // Only what the planner reads of a Job is decoded and cached (name, labels, owners, creation,
+    // status), which keeps memory flat with tens of thousands of Jobs.
     let job_events = watcher(
-        api::<Job>(&client, &config.namespace),
+        api::<WatchedJob>(&client, &config.namespace),
         watcher::Config::default().labels(labels::RUN),
     )
     .default_backoff()
+    .map_ok(watched::job_event)
     .inspect(flag_list_complete(jobs_synced.clone()))
     .inspect({
         let completions = completions.clone();
@@ -82,26 +79,54 @@ pub async fn run(
             }
         }
     })
-    .modify(strip_job)
     .reflect(jobs_writer)
     .touched_objects();
+    // A step whose pod does not start is looked at again when its pod or a Warning about it
+    // changes (`engine::pod_start` asks for no periodic re-check): these wake the advance lane.
+    let (wake_started, wake_started_requests) = futures::channel::mpsc::unbounded();
     let pods = Arc::new(StepPods::default());
     let pod_watch = watcher(
-        api::<Pod>(&client, &config.namespace),
+        api::<WatchedPod>(&client, &config.namespace),
         watcher::Config::default().labels(labels::RUN),
     )
     .default_backoff()
     .for_each({
-        let pods = pods.clone();
+        let (pods, wake) = (pods.clone(), wake_started.clone());
         move |event| {
             match event {
-                Ok(event) => pods.observe(&event),
+                Ok(event) => {
+                    if let Some(run) = pods.observe(&event) {
+                        let _ = wake.unbounded_send(run);
+                    }
+                }
                 Err(err) => tracing::warn!(%err, "step pod watch"),
             }
             futures::future::ready(())
         }
     });
     tokio::spawn(pod_watch);
+    let warnings = Arc::new(WarningEvents::default());
+    let warning_watch = watcher(
+        api::<Event>(&client, &config.namespace),
+        watcher::Config::default().fields("type=Warning"),
+    )
+    .default_backoff()
+    .for_each({
+        let (warnings, jobs, pods) = (warnings.clone(), jobs.clone(), pods.clone());
+        move |event| {
+            match event {
+                Ok(event) => {
+                    let object = warnings.observe(&event);
+                    for run in object.iter().flat_map(|o| warnings::runs_concerned(o, &jobs, &pods)) {
+                        let _ = wake_started.unbounded_send(run);
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "Warning Event watch"),
+            }
+            futures::future::ready(())
+        }
+    });
+    tokio::spawn(warning_watch);
     let runs_synced = Arc::new(AtomicBool::new(false));
     let (runs, runs_writer) = reflector::store_shared::<DagRun>(SHARED_RUN_EVENTS);
     let subscribe = || runs_writer.subscribe().expect("a shared store has subscribers");
@@ -129,6 +154,7 @@ pub async fn run(
     let controller_config = ControllerConfig::default().concurrency(config.concurrency);
     let run_controller = Controller::for_shared_stream(started_events.filter(in_lane(Lane::Advance)), runs.clone())
         .owns_stream(job_events)
+        .reconcile_on(wake_started_requests)
         // A call step's own child runs (controller-owned by it) wake the parent.
         .owns_shared_stream(child_events)
         .with_config(controller_config.clone())
@@ -179,7 +205,7 @@ pub async fn run(
         completions,
         jobs_synced: jobs_synced.clone(),
         pods,
-        warnings: Default::default(),
+        warnings,
         config,
     });
 

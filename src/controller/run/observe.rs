@@ -75,30 +75,37 @@ async fn not_running_yet(ctx: &Context, namespace: &str, name: &str) -> Option<J
     if age < INSPECT_AFTER_SECONDS {
         return Some(JobState::Waiting {
             message: None,
-            recheck_after_seconds: INSPECT_AFTER_SECONDS - age,
+            recheck_after_seconds: Some(INSPECT_AFTER_SECONDS - age),
         });
     }
-    let view = start_view(ctx, namespace, &job).await;
-    match view {
-        Ok(view) => Some(pod_start::classify(&view, &now, ctx.config.pod_start_timeout_seconds)),
+    let poll = || JobState::Waiting {
+        message: None,
+        recheck_after_seconds: Some(pod_start::RECHECK_SECONDS),
+    };
+    match start_view(ctx, namespace, &job).await {
+        Ok(Some(view)) => Some(pod_start::classify(&view, &now, ctx.config.pod_start_timeout_seconds)),
+        // The Warning Events are not listed yet: nothing would wake the run for one.
+        Ok(None) => Some(poll()),
         Err(err) => {
             tracing::warn!(job = %name, %err, "could not read the step's pod");
-            Some(JobState::Waiting {
-                message: None,
-                recheck_after_seconds: pod_start::RECHECK_SECONDS,
-            })
+            Some(poll())
         }
     }
 }
 
-async fn start_view(ctx: &Context, namespace: &str, job: &Job) -> Result<StartView, kube::Error> {
+/// What the Job's pods, their Warnings and claims show; None while the Warning Events are not
+/// listed yet. Errors: a pod LIST or claim GET failed.
+async fn start_view(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<StartView>, kube::Error> {
     let name = job.name_any();
     let pods = job_state::step_pods(ctx, namespace, &name).await?;
     let mut views = Vec::new();
     for pod in &pods {
         let mut view = pod_view(pod);
         if view.phase == "Pending" && view.unschedulable.is_none() {
-            view.warnings = warnings(ctx, namespace, "Pod", &pod.name_any(), None).await?;
+            let Some(warnings) = ctx.warnings.about(namespace, "Pod", &pod.name_any(), None) else {
+                return Ok(None);
+            };
+            view.warnings = warnings;
         }
         let scheduled = pod.spec.as_ref().is_some_and(|s| s.node_name.is_some());
         if view.phase == "Pending" && !scheduled {
@@ -110,19 +117,18 @@ async fn start_view(ctx: &Context, namespace: &str, job: &Job) -> Result<StartVi
     // Job controller refused it.
     let active = job.status.as_ref().and_then(|s| s.active).unwrap_or(0);
     let create_failures = if views.is_empty() && active == 0 {
-        warnings(ctx, namespace, "Job", &name, Some("FailedCreate"))
-            .await?
-            .into_iter()
-            .map(|(_, message)| message)
-            .collect()
+        let Some(failures) = ctx.warnings.about(namespace, "Job", &name, Some("FailedCreate")) else {
+            return Ok(None);
+        };
+        failures.into_iter().map(|(_, message)| message).collect()
     } else {
         Vec::new()
     };
-    Ok(StartView {
+    Ok(Some(StartView {
         job_created_at: job.creation_timestamp(),
         pods: views,
         create_failures,
-    })
+    }))
 }
 
 fn pod_view(pod: &Pod) -> PodView {
@@ -170,21 +176,13 @@ async fn unbound_claims(ctx: &Context, namespace: &str, pod: &Pod) -> Result<Vec
             Some(claim) => claim.status.and_then(|s| s.phase).unwrap_or_else(|| "Pending".into()),
         };
         if phase != "Bound" {
-            let warnings = warnings(ctx, namespace, "PersistentVolumeClaim", &name, None).await?;
-            unbound.push(ClaimView { name, phase, warnings });
+            let warnings = ctx.warnings.about(namespace, "PersistentVolumeClaim", &name, None);
+            unbound.push(ClaimView {
+                name,
+                phase,
+                warnings: warnings.unwrap_or_default(),
+            });
         }
     }
     Ok(unbound)
-}
-
-/// Warning Events about object `kind`/`name` (optionally of one reason), newest first, from the
-/// namespace's shared snapshot.
-async fn warnings(
-    ctx: &Context,
-    namespace: &str,
-    kind: &str,
-    name: &str,
-    reason: Option<&str>,
-) -> Result<Vec<(String, String)>, kube::Error> {
-    ctx.warnings.about(&ctx.client, namespace, kind, name, reason).await
 }

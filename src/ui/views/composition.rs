@@ -125,16 +125,18 @@ impl FanOut {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Call, FailedItem, ForEach, ForEachStatus};
+    use crate::api::{Call, FailedItem, ForEachStatus};
 
     fn step(call: Option<&str>, for_each: bool) -> Step {
         Step {
             name: "s".into(),
-            call: call.map(|dag| Call {
-                dag: dag.into(),
-                ..Default::default()
+            call: call.map(|dag| {
+                Box::new(Call {
+                    dag: dag.into(),
+                    ..Default::default()
+                })
             }),
-            for_each: for_each.then(ForEach::default),
+            for_each: for_each.then(Box::default),
             ..Default::default()
         }
     }
@@ -163,7 +165,7 @@ mod tests {
     #[test]
     fn a_fan_out_counts_done_failed_and_running_instances() {
         let status = StepStatus {
-            for_each: Some(ForEachStatus {
+            for_each: Some(Box::new(ForEachStatus {
                 total: 5,
                 launched: 4,
                 succeeded: 2,
@@ -174,7 +176,7 @@ mod tests {
                     message: "exit code 7".into(),
                 }],
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         let c = Composition::of("ns", Some(&step(None, true)), Some(&status)).unwrap();
