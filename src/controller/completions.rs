@@ -9,23 +9,23 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
 use crate::engine::plan::JobState;
 
 use super::job_state;
+use super::watched::WatchedJob;
 
 #[derive(Default)]
 pub struct Completions {
     /// First time each Job was seen Complete or Failed, keyed like the Job cache.
-    seen: Mutex<HashMap<ObjectRef<Job>, Instant>>,
+    seen: Mutex<HashMap<ObjectRef<WatchedJob>, Instant>>,
 }
 
 impl Completions {
     /// Feeds one event of the Job watch stream.
-    pub fn observe(&self, event: &watcher::Event<Job>) {
+    pub fn observe(&self, event: &watcher::Event<WatchedJob>) {
         match event {
             watcher::Event::Apply(job) if !matches!(job_state::state_of(job), JobState::Active) => {
                 let mut seen = self.seen.lock().expect("completions lock");

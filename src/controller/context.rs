@@ -3,7 +3,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::UnboundedSender;
-use k8s_openapi::api::batch::v1::Job;
 use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -17,6 +16,7 @@ use super::metrics::Metrics;
 use super::own_writes::OwnWrites;
 use super::step_pods::StepPods;
 use super::warnings::WarningEvents;
+use super::watched::WatchedJob;
 
 /// Parallel reconciles by default: enough that a burst of Job completions across hundreds of runs
 /// does not queue behind a few slow API calls (see bench/README.md).
@@ -91,7 +91,7 @@ pub struct Context {
     pub client: Client,
     pub config: OperatorConfig,
     pub dags: Store<Dag>,
-    pub jobs: Store<Job>,
+    pub jobs: Store<WatchedJob>,
     pub runs: Store<DagRun>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,

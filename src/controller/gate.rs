@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -27,6 +26,7 @@ use crate::engine::plan::JobState;
 pub use crate::engine::run::Admission;
 
 use super::job_state;
+use super::watched::WatchedJob;
 
 /// How long a decision is remembered while waiting for the cache to show it.
 const REMEMBER: Duration = Duration::from_secs(60);
@@ -153,7 +153,7 @@ impl Gate {
     /// Jobs it decides to launch, all under the gate's lock so concurrent reconciles share the cap.
     pub fn with_job_budget<T>(
         &self,
-        jobs: &Store<Job>,
+        jobs: &Store<WatchedJob>,
         plan_with_budget: impl FnOnce(Option<usize>) -> (T, Vec<(String, String)>),
     ) -> T {
         if self.caps.max_running_jobs == 0 {

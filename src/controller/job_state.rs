@@ -1,6 +1,5 @@
 //! Reads a step Job (and, for failures, its pod) back into the planner's [`JobState`].
 
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ListParams;
@@ -12,6 +11,7 @@ use crate::engine::retry;
 
 use super::Context;
 use super::step_pods::JOB_NAME_LABEL;
+use super::watched::WatchedJob;
 
 /// The state of Job `name` as far as run `run_uid` is concerned. A Job owned by another object is
 /// `Missing` for this run (e.g. a same-named earlier run's Job awaiting garbage collection).
@@ -43,7 +43,7 @@ pub fn cached_owner(ctx: &Context, namespace: &str, name: &str, run_uid: &str) -
     }
 }
 
-fn is_owned_by(job: &Job, uid: &str) -> bool {
+fn is_owned_by(job: &WatchedJob, uid: &str) -> bool {
     job.owner_references()
         .iter()
         .any(|o| o.uid == uid && o.controller == Some(true))
@@ -51,7 +51,7 @@ fn is_owned_by(job: &Job, uid: &str) -> bool {
 
 /// Maps the Job's terminal conditions. Only the final `Complete`/`Failed` conditions count, so a
 /// step is terminal only once its pod has stopped.
-pub fn state_of(job: &Job) -> JobState {
+pub fn state_of(job: &WatchedJob) -> JobState {
     let status = job.status.as_ref();
     let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
     let is_true = |kind: &str| conditions.iter().find(|c| c.type_ == kind && c.status == "True");

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -19,6 +18,7 @@ use kube::runtime::watcher;
 
 use super::listed::ListedIndex;
 use super::step_pods::StepPods;
+use super::watched::WatchedJob;
 use crate::api::{DagRun, labels};
 
 /// (reason, message) of each Warning about one object, newest first.
@@ -80,7 +80,7 @@ impl WarningEvents {
 
 /// The runs a new Warning about `object` may concern: a step Job's run (from the Job cache), a
 /// step pod's run, the runs whose pods mount a claim. Other objects concern no run.
-pub fn runs_concerned(object: &ObjectKey, jobs: &Store<Job>, pods: &StepPods) -> Vec<ObjectRef<DagRun>> {
+pub fn runs_concerned(object: &ObjectKey, jobs: &Store<WatchedJob>, pods: &StepPods) -> Vec<ObjectRef<DagRun>> {
     let (namespace, kind, name) = object;
     match kind.as_str() {
         "Job" => jobs

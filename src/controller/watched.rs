@@ -12,12 +12,11 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::batch::v1::{Job, JobStatus};
+use k8s_openapi::api::batch::v1::JobStatus;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::ObjectMeta;
 use kube::core::Resource;
-use kube::runtime::watcher;
 use serde::{Deserialize, Deserializer};
 
 /// A `v1` Pod with only the parts kubedag reads; see the module docs.
@@ -50,34 +49,15 @@ pub struct WatchedVolume {
     pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
 }
 
-/// A `batch/v1` Job with only its metadata (see the module docs) and status.
+/// A `batch/v1` Job with only its metadata (see the module docs) and status: what the Job cache
+/// holds. About 600 bytes inline against `k8s_openapi`'s `Job` at 2,688 (its spec is inline even
+/// when absent), so the cache of 10,000 Jobs is about 20 MB smaller.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct WatchedJob {
     #[serde(deserialize_with = "slim_metadata")]
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub status: Option<JobStatus>,
-}
-
-impl From<WatchedJob> for Job {
-    fn from(job: WatchedJob) -> Job {
-        Job {
-            metadata: job.metadata,
-            spec: None,
-            status: job.status,
-        }
-    }
-}
-
-/// The Job watch's event with the Jobs as the rest of the operator takes them.
-pub fn job_event(event: watcher::Event<WatchedJob>) -> watcher::Event<Job> {
-    match event {
-        watcher::Event::Apply(job) => watcher::Event::Apply(job.into()),
-        watcher::Event::Delete(job) => watcher::Event::Delete(job.into()),
-        watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitApply(job) => watcher::Event::InitApply(job.into()),
-        watcher::Event::InitDone => watcher::Event::InitDone,
-    }
 }
 
 fn slim_metadata<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D::Error> {
@@ -145,6 +125,7 @@ slim_resource!(WatchedJob, "batch", "v1", "Job", "jobs");
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::{Pod, PodSpec, Volume};
 
     #[test]
@@ -205,14 +186,20 @@ mod tests {
             "spec": {"template": {"spec": {"containers": [{"name": "step", "image": "busybox"}]}}},
             "status": {"active": 1, "ready": 0, "conditions": [{"type": "Complete", "status": "True"}]}
         });
-        let job: Job = serde_json::from_value::<WatchedJob>(served.clone()).unwrap().into();
+        let job: WatchedJob = serde_json::from_value(served.clone()).unwrap();
         let full: Job = serde_json::from_value(served).unwrap();
         assert_eq!(job.status, full.status);
-        assert!(job.spec.is_none() && job.metadata.managed_fields.is_none());
+        assert!(job.metadata.managed_fields.is_none());
         assert_eq!(job.metadata.owner_references, full.metadata.owner_references);
         assert_eq!(job.metadata.creation_timestamp, full.metadata.creation_timestamp);
         assert_eq!(job.metadata.labels, full.metadata.labels);
         assert_eq!(job.metadata.resource_version.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn the_cached_job_is_a_fraction_of_a_typed_one() {
+        let (watched, typed) = (std::mem::size_of::<WatchedJob>(), std::mem::size_of::<Job>());
+        assert!(watched * 3 < typed, "WatchedJob {watched} bytes against Job {typed}");
     }
 
     #[test]

@@ -373,8 +373,8 @@ fn round(facts: &RunFacts<'_>, mut status: DagRunStatus, events: Vec<RunEvent>) 
 }
 
 /// One planning round of a Running run.
-fn running(facts: &RunFacts<'_>, status: DagRunStatus, mut events: Vec<RunEvent>) -> Next {
-    let Some(spec) = status.dag_spec.clone() else {
+fn running(facts: &RunFacts<'_>, mut status: DagRunStatus, mut events: Vec<RunEvent>) -> Next {
+    let Some(spec) = status.dag_spec.as_ref() else {
         return end_with(
             facts,
             status,
@@ -385,10 +385,11 @@ fn running(facts: &RunFacts<'_>, status: DagRunStatus, mut events: Vec<RunEvent>
     };
     let run_name = facts.run.metadata.name.as_deref().unwrap_or_default();
     let no_params = Default::default();
+    let params = status.params.as_ref().unwrap_or(&no_params);
     let planned = plan::plan(&PlanInput {
         run_name,
-        spec: &spec,
-        params: status.params.as_ref().unwrap_or(&no_params),
+        spec,
+        params,
         recorded: &status.steps,
         job: facts.jobs,
         cancel: facts.run.spec.cancel,
@@ -404,26 +405,32 @@ fn running(facts: &RunFacts<'_>, status: DagRunStatus, mut events: Vec<RunEvent>
         Ok(plan) => plan,
         Err(err) => return end_with(facts, status, events, "InternalError", &err.to_string()),
     };
-    step_events(&plan, &spec, &mut events);
-    let mut status = status;
-    status.progress = Some(plan::progress(&plan.steps, plan.steps.len()));
-    status.steps = plan.steps.clone();
-    status.observed_generation = facts.run.metadata.generation;
+    step_events(&plan, spec, &mut events);
+    // The spec is borrowed from the status, not cloned (this runs on every reconcile), so what
+    // needs it is read before the status changes.
+    let outputs = match &plan.outcome {
+        Some(outcome) if outcome.phase == RunPhase::Succeeded && !spec.outputs.is_empty() => {
+            let output = |s: &str, n: &str| {
+                let step = plan.steps.iter().find(|x| x.name == s)?;
+                step.outputs.get(n).cloned()
+            };
+            Some(call::run_outputs(spec, params, &output))
+        }
+        _ => None,
+    };
     let requeue = match plan.recheck_after_seconds {
         Some(secs) => Requeue::After(secs.max(1) as u64),
         None if plan.held_by_job_cap() => Requeue::After(JOB_CAP_RECHECK_SECONDS),
         None => Requeue::After(RESYNC_SECONDS),
     };
     let requeue = retry::sooner(requeue, &plan, &facts.now);
+    status.progress = Some(plan::progress(&plan.steps, plan.steps.len()));
+    status.steps = plan.steps;
+    status.observed_generation = facts.run.metadata.generation;
+    if let Some(outputs) = outputs {
+        status.outputs = outputs;
+    }
     let mut next = match &plan.outcome {
-        Some(outcome) if outcome.phase == RunPhase::Succeeded && !spec.outputs.is_empty() => {
-            let output = |s: &str, n: &str| {
-                let step = status.steps.iter().find(|x| x.name == s)?;
-                step.outputs.get(n).cloned()
-            };
-            status.outputs = call::run_outputs(&spec, status.params.as_ref().unwrap_or(&no_params), &output);
-            end_with_phase(facts, status, events, outcome.phase, "Succeeded", &outcome.message)
-        }
         Some(outcome) => {
             let reason = outcome.phase.as_str();
             end_with_phase(facts, status, events, outcome.phase, reason, &outcome.message)

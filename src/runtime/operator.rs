@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::events::{Recorder, Reporter};
@@ -21,7 +20,7 @@ use crate::controller::run::{self, Lane};
 use crate::controller::step_pods::StepPods;
 use crate::controller::trigger::{self, TriggerContext};
 use crate::controller::warnings::{self, WarningEvents};
-use crate::controller::watched::{self, WatchedJob, WatchedPod};
+use crate::controller::watched::{WatchedJob, WatchedPod};
 use crate::controller::{Completions, Context, Gate, Metrics, OperatorConfig, dag_reconciler};
 
 use super::server::Health;
@@ -61,7 +60,7 @@ pub async fn run(
 ) {
     let jobs_synced = Arc::new(AtomicBool::new(false));
     let completions = Arc::new(Completions::default());
-    let (jobs, jobs_writer) = reflector::store::<Job>();
+    let (jobs, jobs_writer) = reflector::store::<WatchedJob>();
     // Only what the planner reads of a Job is decoded and cached (name, labels, owners, creation,
     // status), which keeps memory flat with tens of thousands of Jobs.
     let job_events = watcher(
@@ -69,7 +68,6 @@ pub async fn run(
         watcher::Config::default().labels(labels::RUN),
     )
     .default_backoff()
-    .map_ok(watched::job_event)
     .inspect(flag_list_complete(jobs_synced.clone()))
     .inspect({
         let completions = completions.clone();

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -14,6 +13,7 @@ use crate::engine::foreach;
 use crate::engine::plan::JobState;
 use crate::engine::pod_start::{self, ClaimView, PodView, StartView};
 
+use super::super::watched::WatchedJob;
 use super::super::{Context, events, job_state};
 
 /// A Job without a ready pod is left alone this long (seconds) before its pod is inspected:
@@ -95,7 +95,7 @@ async fn not_running_yet(ctx: &Context, namespace: &str, name: &str) -> Option<J
 
 /// What the Job's pods, their Warnings and claims show; None while the Warning Events are not
 /// listed yet. Errors: a pod LIST or claim GET failed.
-async fn start_view(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<StartView>, kube::Error> {
+async fn start_view(ctx: &Context, namespace: &str, job: &WatchedJob) -> Result<Option<StartView>, kube::Error> {
     let name = job.name_any();
     let pods = job_state::step_pods(ctx, namespace, &name).await?;
     let mut views = Vec::new();
