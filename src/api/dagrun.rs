@@ -1,6 +1,7 @@
 //! `DagRun`: one execution of a `Dag` with its own parameters.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -167,8 +168,10 @@ pub struct DagRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_claim: Option<String>,
     /// The Dag spec captured when the run started; the run executes this, whatever happens to the Dag.
+    // An `Arc`: the operator's run cache keeps one copy of each distinct captured spec, not one per
+    // run (`controller::shared_specs`), and a reconcile's copy of the status is cheap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dag_spec: Option<DagSpec>,
+    pub dag_spec: Option<Arc<DagSpec>>,
     /// The Dag's `spec.outputs`, recorded when the run succeeds.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, String>,
@@ -310,14 +313,14 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
-            dag_spec: Some(DagSpec {
+            dag_spec: Some(Arc::new(DagSpec {
                 defaults: ContainerSettings {
                     image: Some("busybox".into()),
                     ..Default::default()
                 },
                 steps,
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         let bytes = serde_json::to_vec(&status).unwrap().len();

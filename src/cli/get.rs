@@ -25,7 +25,7 @@ pub async fn get(cluster: &Cluster, name: &str, format: Option<Format>) -> Resul
         return Ok(ExitCode::SUCCESS);
     }
     // A run that has not started has no captured spec yet; draw the Dag as it is now.
-    let current_spec = match run.status.as_ref().and_then(|s| s.dag_spec.as_ref()) {
+    let current_spec = match run.status.as_ref().and_then(|s| s.dag_spec.as_deref()) {
         Some(_) => None,
         None => cluster
             .get::<Dag>("Dag", &run.spec.dag_ref.name)
@@ -41,7 +41,7 @@ pub async fn get(cluster: &Cluster, name: &str, format: Option<Format>) -> Resul
 /// `fallback_spec` is used when the run has no captured spec yet.
 pub fn render(run: &DagRun, fallback_spec: Option<&DagSpec>, now: Timestamp, style: Style) -> String {
     let status = run.status.clone().unwrap_or_default();
-    let spec = status.dag_spec.as_ref().or(fallback_spec);
+    let spec = status.dag_spec.as_deref().or(fallback_spec);
     let mut text = summary(run, now, style);
     let views = steps::ordered(spec, &status.steps);
     if !views.is_empty() {
@@ -197,7 +197,7 @@ mod tests {
             started_at: Some(at(1)),
             finished_at: Some(at(31)),
             message: Some("step calibrate failed".into()),
-            dag_spec: Some(spec),
+            dag_spec: Some(spec.into()),
             steps: vec![
                 StepStatus {
                     name: "calibrate".into(),
@@ -243,7 +243,7 @@ mod tests {
     fn outputs_skip_reasons_and_exit_handlers_are_shown() {
         let mut run = finished_run();
         let status = run.status.as_mut().unwrap();
-        let spec = status.dag_spec.as_mut().unwrap();
+        let spec = std::sync::Arc::make_mut(status.dag_spec.as_mut().unwrap());
         spec.on_exit = vec![Step {
             name: "notify".into(),
             ..Default::default()
@@ -295,7 +295,7 @@ mod tests {
     fn an_unstarted_run_draws_the_current_dag_and_says_what_is_missing() {
         let mut run = finished_run();
         let spec = run.status.take().unwrap().dag_spec;
-        let text = render(&run, spec.as_ref(), at(60).0, Style::PLAIN);
+        let text = render(&run, spec.as_deref(), at(60).0, Style::PLAIN);
         assert!(text.contains("Phase:      Pending\n"), "{text}");
         assert!(
             text.contains("RequestId:  (assigned when the operator starts the run)"),

@@ -26,7 +26,7 @@ pub async fn graph(cluster: &Cluster, name: &str, format: GraphFormat) -> Result
         Ok(run) => {
             let status = run.status.clone().unwrap_or_default();
             let spec = match status.dag_spec {
-                Some(spec) => spec,
+                Some(spec) => std::sync::Arc::unwrap_or_clone(spec),
                 None => cluster.get::<Dag>("Dag", &run.spec.dag_ref.name).await?.spec,
             };
             render(&spec, &status.steps, format)

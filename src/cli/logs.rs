@@ -229,7 +229,7 @@ fn check_step(run: &DagRun, step: Option<&str>) -> Result<(), CliError> {
     let (Some(step), Some(status)) = (step, run.status.as_ref()) else {
         return Ok(());
     };
-    let views = steps::ordered(status.dag_spec.as_ref(), &status.steps);
+    let views = steps::ordered(status.dag_spec.as_deref(), &status.steps);
     if views.is_empty() || views.iter().any(|v| v.name == step) {
         return Ok(());
     }
@@ -253,7 +253,7 @@ async fn pods_of(cluster: &Cluster, run: &DagRun, step: Option<&str>) -> Result<
         )))?
         .items;
     let status = run.status.clone().unwrap_or_default();
-    let order: Vec<String> = steps::ordered(status.dag_spec.as_ref(), &status.steps)
+    let order: Vec<String> = steps::ordered(status.dag_spec.as_deref(), &status.steps)
         .iter()
         .map(|v| v.name.to_string())
         .collect();

@@ -15,7 +15,8 @@
 //! - `step_pods`: the step pods by Job (a pod watch); `warnings`: Warning Events by object (a
 //!   watch); both wake a run whose step's pod does not start when its cause changes;
 //!   `watched`: pods and Jobs as their watches decode them (only what is read); `listed`: an
-//!   index fed by a watch, answered once listed;
+//!   index fed by a watch, answered once listed; `shared_specs`: one copy of each captured Dag
+//!   spec in the run cache;
 //! - `error`: the reconcile error.
 //!
 //! The process around them (caches, controllers, servers, leader election) is `crate::runtime`.
@@ -46,6 +47,7 @@ mod listed;
 pub mod metrics;
 mod own_writes;
 pub(crate) mod run;
+pub(crate) mod shared_specs;
 mod status;
 pub(crate) mod step_pods;
 pub mod trigger;

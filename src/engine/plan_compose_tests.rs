@@ -215,7 +215,7 @@ fn a_10000_item_run_stays_under_256_kib() {
         let mut stored = run.clone();
         stored.status = Some(crate::api::DagRunStatus {
             steps: p.steps.clone(),
-            dag_spec: Some(sim.spec.clone()),
+            dag_spec: Some(sim.spec.clone().into()),
             ..Default::default()
         });
         largest = largest.max(serde_json::to_vec(&stored).unwrap().len());

@@ -20,6 +20,8 @@
 //! - the reactions of a finished run are derived from its status alone, on every pass, so a lost
 //!   reaction (a failed claim release, a wake-up that never arrived) heals on the next pass.
 
+use std::sync::Arc;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{Dag, DagRun, DagRunStatus, DagSpec, DuplicatePolicy, RunPhase, StepStatus};
@@ -305,7 +307,7 @@ fn started_status(
         workspace_claim: status.workspace_claim.clone(),
         steps,
         outputs: Default::default(),
-        dag_spec: Some(spec.clone()),
+        dag_spec: Some(Arc::new(spec.clone())),
         creation_revision: status.creation_revision.clone().or_else(|| {
             // Never written before: the run's version is still the one of its create.
             facts
@@ -344,7 +346,7 @@ fn queued(facts: &RunFacts<'_>, mut status: DagRunStatus) -> Decision {
     // The Dag's current limit, so raising it drains the queue; else the captured one.
     let max_active_runs = dag
         .map(|d| d.spec.max_active_runs)
-        .or_else(|| status.dag_spec.as_ref().map(|s| s.max_active_runs))
+        .or_else(|| status.dag_spec.as_deref().map(|s| s.max_active_runs))
         .unwrap_or(0);
     match &facts.admission {
         None => Decision::Need(Need::Admission { max_active_runs }),
@@ -374,7 +376,7 @@ fn round(facts: &RunFacts<'_>, mut status: DagRunStatus, events: Vec<RunEvent>) 
 
 /// One planning round of a Running run.
 fn running(facts: &RunFacts<'_>, mut status: DagRunStatus, mut events: Vec<RunEvent>) -> Next {
-    let Some(spec) = status.dag_spec.as_ref() else {
+    let Some(spec) = status.dag_spec.as_deref() else {
         return end_with(
             facts,
             status,
@@ -552,7 +554,7 @@ fn settle(facts: &RunFacts<'_>, status: DagRunStatus, events: Vec<RunEvent>, req
     };
     let mut requeue = requeue;
     if status.phase.is_terminal() {
-        let spec = status.dag_spec.as_ref();
+        let spec = status.dag_spec.as_deref();
         let policy = spec.map(|s| s.duplicate_policy);
         if let (Some(policy), Some(hash)) = (policy, &status.param_hash)
             && policy != DuplicatePolicy::Allow

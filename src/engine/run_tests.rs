@@ -268,7 +268,7 @@ fn ttl_requeues_until_due_then_deletes() {
     r.status = Some(DagRunStatus {
         phase: RunPhase::Cancelled,
         finished_at: Some(t(0)),
-        dag_spec: world.dag.as_ref().map(|d| d.spec.clone()),
+        dag_spec: world.dag.as_ref().map(|d| d.spec.clone().into()),
         ..Default::default()
     });
     world.now = 20;

@@ -42,7 +42,7 @@ pub enum Gate {
 /// The gate of `run` (its status `status`, updated: `workspaceClaim` once created, the waiting
 /// message) given the outcome of this pass's create, if tried.
 pub fn gate(run: &DagRun, status: &mut DagRunStatus, outcome: Option<&WorkspaceClaim>) -> Gate {
-    let workspace = status.dag_spec.as_ref().and_then(|s| s.workspace.as_ref());
+    let workspace = status.dag_spec.as_deref().and_then(|s| s.workspace.as_ref());
     let Some(workspace) = workspace.filter(|_| status.workspace_claim.is_none() && !run.spec.cancel) else {
         return Gate::Proceed;
     };

@@ -17,6 +17,7 @@ use crate::admission::{self, server::WebhookOptions, server::WebhookState};
 use crate::api::{Dag, DagRun, DagTrigger, labels};
 
 use crate::controller::run::{self, Lane};
+use crate::controller::shared_specs::SharedSpecs;
 use crate::controller::step_pods::StepPods;
 use crate::controller::trigger::{self, TriggerContext};
 use crate::controller::warnings::{self, WarningEvents};
@@ -133,7 +134,13 @@ pub async fn run(
     let run_watch = watcher(api::<DagRun>(&client, &config.namespace), watcher::Config::default())
         .default_backoff()
         .inspect(flag_list_complete(runs_synced.clone()))
-        .modify(strip_run)
+        .modify({
+            let specs = SharedSpecs::default();
+            move |run| {
+                strip_run(run);
+                specs.share(run);
+            }
+        })
         .reflect_shared(runs_writer)
         .for_each(|event| {
             if let Err(err) = event {

@@ -39,7 +39,7 @@ impl<'a> CacheView<'a> {
     /// failed.
     pub async fn of(ctx: &'a Context, run: &DagRun) -> Result<CacheView<'a>, Error> {
         let namespace = run.namespace().unwrap_or_default();
-        let spec = run.status.as_ref().and_then(|s| s.dag_spec.as_ref());
+        let spec = run.status.as_ref().and_then(|s| s.dag_spec.as_deref());
         let called = spec
             .into_iter()
             .flat_map(|spec| spec.all_steps())
@@ -93,7 +93,7 @@ pub async fn apply(ctx: &Context, parent: &DagRun, next: &Next) -> Result<bool, 
     for name in &next.cancel_runs {
         cancel_own(ctx, &api, parent, name).await?;
     }
-    let spec = next.status.dag_spec.as_ref();
+    let spec = next.status.dag_spec.as_deref();
     let step_name = |i: usize| spec.map(|s| s.step_at(i).name.clone()).unwrap_or_default();
     let creates: Vec<_> = next
         .spawn

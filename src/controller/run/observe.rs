@@ -29,7 +29,7 @@ pub async fn step_jobs(ctx: &Context, run: &DagRun) -> HashMap<String, JobState>
     let namespace = run.namespace().unwrap_or_default();
     let uid = run.uid().unwrap_or_default();
     let declares_outputs = |step: &str| {
-        let spec = status.dag_spec.as_ref();
+        let spec = status.dag_spec.as_deref();
         spec.is_some_and(|spec| spec.all_steps().any(|s| s.name == step && !s.outputs.is_empty()))
     };
     let run_name = run.name_any();

@@ -44,7 +44,7 @@ pub async fn apply(ctx: &Context, run: &DagRun, next: &Next) -> Result<(), Error
     if next.status.phase.is_terminal() {
         ctx.gate.note_finished(run);
     }
-    if reactions.wake_waiting > 0 && ctx.gate.may_queue(next.status.dag_spec.as_ref()) {
+    if reactions.wake_waiting > 0 && ctx.gate.may_queue(next.status.dag_spec.as_deref()) {
         for waiting in ctx.gate.next_in_line(&ctx.runs, run, reactions.wake_waiting) {
             let _ = ctx.wake_runs.unbounded_send(waiting);
         }

@@ -107,10 +107,10 @@ impl RunPage {
         let name = run.name_any();
         let url = run_url(&namespace, &name);
         let status = run.status.clone().unwrap_or_default();
-        let views = steps::ordered(status.dag_spec.as_ref(), &status.steps);
+        let views = steps::ordered(status.dag_spec.as_deref(), &status.steps);
         let logs_url = |step: &str| format!("{url}?step={}#logs", encode(step));
         let now = input.now;
-        let spec = status.dag_spec.as_ref();
+        let spec = status.dag_spec.as_deref();
         let compositions: Vec<Option<Composition>> = views
             .iter()
             .map(|v| {
@@ -289,7 +289,7 @@ mod tests {
         run.metadata.namespace = Some("ns".into());
         run.status = Some(DagRunStatus {
             phase: RunPhase::Failed,
-            dag_spec: Some(spec),
+            dag_spec: Some(spec.into()),
             steps: vec![
                 StepStatus {
                     name: "fetch".into(),
