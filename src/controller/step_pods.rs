@@ -74,6 +74,25 @@ impl StepPods {
         runs
     }
 
+    /// What the cache knows that could explain why Job `job`'s pod has not started: whether one
+    /// of its pods shows a start cause, and the names of its pods and of the claims they mount
+    /// (Warnings about them are the rest). None while the watch has not listed.
+    pub fn start_leads(&self, namespace: &str, job: &str) -> Option<StartLeads> {
+        let key = (namespace.to_string(), job.to_string());
+        self.index.read(|live| {
+            let pods = live.get(&key).map(Vec::as_slice).unwrap_or_default();
+            StartLeads {
+                cause: pods.iter().any(|p| p.start_cause().is_some()),
+                pods: pods.iter().map(|p| p.name.clone()).collect(),
+                claims: pods
+                    .iter()
+                    .flat_map(|p| p.claim_volumes.iter())
+                    .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.clone()))
+                    .collect(),
+            }
+        })
+    }
+
     /// The pods of Job `job` in `namespace` (none yet: empty), or None while the watch has not
     /// listed them.
     pub fn of_job(&self, namespace: &str, job: &str) -> Option<Vec<Pod>> {
@@ -81,6 +100,15 @@ impl StepPods {
         self.index
             .read(|live| live.get(&key).into_iter().flatten().map(StepPod::to_pod).collect())
     }
+}
+
+/// See [`StepPods::start_leads`].
+#[derive(Debug, PartialEq)]
+pub struct StartLeads {
+    /// A pod of the Job is pending with a cause ([`StepPod::start_cause`]).
+    pub cause: bool,
+    pub pods: Vec<String>,
+    pub claims: Vec<String>,
 }
 
 /// Adds or replaces the pod; returns its run when its start cause is new.
@@ -400,6 +428,44 @@ mod tests {
         assert!(pods.runs_of("ns", Some("j-2"), None).is_empty());
         assert_eq!(names(pods.runs_of("ns", None, Some("claim"))), ["run-of-k"]);
         assert!(pods.runs_of("ns", None, Some("other-claim")).is_empty());
+    }
+
+    #[test]
+    fn start_leads_name_the_cause_pods_and_claims_once_listed() {
+        let pods = StepPods::default();
+        assert_eq!(pods.start_leads("ns", "j"), None, "not listed");
+        pods.observe(&watcher::Event::Init);
+        pods.observe(&watcher::Event::InitDone);
+        let none = StartLeads {
+            cause: false,
+            pods: vec![],
+            claims: vec![],
+        };
+        assert_eq!(pods.start_leads("ns", "j"), Some(none));
+        let mut mounting = pod("j-1", "j", "Pending");
+        mounting.spec = Some(PodSpec {
+            volumes: Some(vec![Volume {
+                name: "ws".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: "claim".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        pods.observe(&watcher::Event::Apply(w(mounting.clone())));
+        let leads = pods.start_leads("ns", "j").unwrap();
+        assert_eq!(
+            (leads.cause, leads.pods, leads.claims),
+            (false, vec!["j-1".into()], vec!["claim".into()])
+        );
+        pods.observe(&watcher::Event::Apply(w(waiting(mounting, "ErrImagePull"))));
+        assert!(pods.start_leads("ns", "j").unwrap().cause);
+        assert!(
+            !pods.start_leads("other", "j").unwrap().cause,
+            "another namespace's Job"
+        );
     }
 
     fn phases(pods: &StepPods, job: &str) -> Option<Vec<String>> {

@@ -17,7 +17,9 @@ use super::super::watched::WatchedJob;
 use super::super::{Context, events, job_state};
 
 /// A Job without a ready pod is left alone this long (seconds) before its pod is inspected:
-/// most pods start well within it, so healthy runs cost no extra reads.
+/// most pods start well within it, so healthy runs cost no extra reads. The inspection is timed
+/// only when the caches already show something to report ([`trouble_in_sight`]); otherwise the
+/// pod watch and the Warning watch wake the run when a cause appears.
 const INSPECT_AFTER_SECONDS: i64 = 10;
 
 /// The state of every Job the run's Running steps point at.
@@ -73,9 +75,13 @@ async fn not_running_yet(ctx: &Context, namespace: &str, name: &str) -> Option<J
     let created = job.creation_timestamp();
     let age = created.as_ref().map_or(0, |t| now.0.duration_since(t.0).as_secs());
     if age < INSPECT_AFTER_SECONDS {
+        let recheck = match trouble_in_sight(ctx, namespace, name) {
+            Some(false) => None,
+            _ => Some(INSPECT_AFTER_SECONDS - age),
+        };
         return Some(JobState::Waiting {
             message: None,
-            recheck_after_seconds: Some(INSPECT_AFTER_SECONDS - age),
+            recheck_after_seconds: recheck,
         });
     }
     let poll = || JobState::Waiting {
@@ -91,6 +97,26 @@ async fn not_running_yet(ctx: &Context, namespace: &str, name: &str) -> Option<J
             Some(poll())
         }
     }
+}
+
+/// Whether the caches show something the inspection would report for Job `name`: a pod's start
+/// cause, or a Warning about the Job, one of its pods or a claim they mount. Without any, a pod
+/// that has not started yet is only slow, and the inspection would find no cause (a Waiting with
+/// no message and no timer). None while the pod or Warning cache is not listed.
+fn trouble_in_sight(ctx: &Context, namespace: &str, name: &str) -> Option<bool> {
+    let leads = ctx.pods.start_leads(namespace, name)?;
+    if leads.cause {
+        return Some(true);
+    }
+    let objects = std::iter::once(("Job", name))
+        .chain(leads.pods.iter().map(|p| ("Pod", p.as_str())))
+        .chain(leads.claims.iter().map(|c| ("PersistentVolumeClaim", c.as_str())));
+    for (kind, object) in objects {
+        if !ctx.warnings.about(namespace, kind, object, None)?.is_empty() {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 /// What the Job's pods, their Warnings and claims show; None while the Warning Events are not
