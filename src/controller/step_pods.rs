@@ -75,20 +75,18 @@ impl StepPods {
     }
 
     /// What the cache knows that could explain why Job `job`'s pod has not started: whether one
-    /// of its pods shows a start cause, and the names of its pods and of the claims they mount
-    /// (Warnings about them are the rest). None while the watch has not listed.
+    /// of its pods shows a start cause or mounts a claim, and the names of its pods (Warnings
+    /// about them are the rest). None while the watch has not listed.
     pub fn start_leads(&self, namespace: &str, job: &str) -> Option<StartLeads> {
         let key = (namespace.to_string(), job.to_string());
         self.index.read(|live| {
             let pods = live.get(&key).map(Vec::as_slice).unwrap_or_default();
             StartLeads {
                 cause: pods.iter().any(|p| p.start_cause().is_some()),
-                pods: pods.iter().map(|p| p.name.clone()).collect(),
-                claims: pods
+                mounts_claims: pods
                     .iter()
-                    .flat_map(|p| p.claim_volumes.iter())
-                    .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.clone()))
-                    .collect(),
+                    .any(|p| p.claim_volumes.iter().any(|v| v.persistent_volume_claim.is_some())),
+                pods: pods.iter().map(|p| p.name.clone()).collect(),
             }
         })
     }
@@ -107,8 +105,9 @@ impl StepPods {
 pub struct StartLeads {
     /// A pod of the Job is pending with a cause ([`StepPod::start_cause`]).
     pub cause: bool,
+    /// A pod of the Job mounts a PersistentVolumeClaim.
+    pub mounts_claims: bool,
     pub pods: Vec<String>,
-    pub claims: Vec<String>,
 }
 
 /// Adds or replaces the pod; returns its run when its start cause is new.
@@ -431,15 +430,15 @@ mod tests {
     }
 
     #[test]
-    fn start_leads_name_the_cause_pods_and_claims_once_listed() {
+    fn start_leads_show_the_cause_the_claims_and_the_pods_once_listed() {
         let pods = StepPods::default();
         assert_eq!(pods.start_leads("ns", "j"), None, "not listed");
         pods.observe(&watcher::Event::Init);
         pods.observe(&watcher::Event::InitDone);
         let none = StartLeads {
             cause: false,
+            mounts_claims: false,
             pods: vec![],
-            claims: vec![],
         };
         assert_eq!(pods.start_leads("ns", "j"), Some(none));
         let mut mounting = pod("j-1", "j", "Pending");
@@ -457,8 +456,8 @@ mod tests {
         pods.observe(&watcher::Event::Apply(w(mounting.clone())));
         let leads = pods.start_leads("ns", "j").unwrap();
         assert_eq!(
-            (leads.cause, leads.pods, leads.claims),
-            (false, vec!["j-1".into()], vec!["claim".into()])
+            (leads.cause, leads.mounts_claims, leads.pods),
+            (false, true, vec!["j-1".into()])
         );
         pods.observe(&watcher::Event::Apply(w(waiting(mounting, "ErrImagePull"))));
         assert!(pods.start_leads("ns", "j").unwrap().cause);

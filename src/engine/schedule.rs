@@ -11,7 +11,9 @@
 //!   `Replace` cancels the active runs and runs the tick; `Allow` just runs it.
 //!
 //! One run per tick across restarts comes from the tick's deterministic run name
-//! (`engine::trigger::tick_run_name`): a second create of the same tick is AlreadyExists.
+//! (`engine::trigger::tick_run_name`): a second create of the same tick is AlreadyExists. A tick
+//! whose run exists but was not recorded (the operator stopped between the create and the status
+//! write) is found by [`ticks_with_runs`] and counted as submitted, not skipped.
 
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
@@ -135,8 +137,7 @@ pub struct TickDecision {
 /// Decides what the schedule does at `facts.now` (see the module docs for the rules).
 pub fn decide(schedule: &Schedule, facts: &TickFacts) -> TickDecision {
     let next_tick = schedule.next_after(facts.now);
-    let last = facts.last_schedule.unwrap_or(facts.created).max(facts.created);
-    let action = match schedule.latest_in(last, facts.now) {
+    let action = match schedule.latest_in(last_acted(facts), facts.now) {
         None => TickAction::Idle,
         Some((tick, earlier)) => {
             let too_late = facts
@@ -159,6 +160,33 @@ pub fn decide(schedule: &Schedule, facts: &TickFacts) -> TickDecision {
         }
     };
     TickDecision { action, next_tick }
+}
+
+/// The ticks after the last one acted on and at or before now whose run exists already
+/// (`has_run(tick)`), oldest first; at most [`MAX_COUNTED`] ticks are looked at. Such a run was
+/// created for its tick, but the status write recording it was lost (the operator stopped in
+/// between): the caller counts it as submitted and takes the latest as `last_schedule` before
+/// [`decide`], so the tick is neither run again nor counted as skipped.
+pub fn ticks_with_runs(schedule: &Schedule, facts: &TickFacts, has_run: impl Fn(Timestamp) -> bool) -> Vec<Timestamp> {
+    let mut found = Vec::new();
+    let mut t = last_acted(facts);
+    for _ in 0..MAX_COUNTED {
+        match schedule.next_after(t) {
+            Some(next) if next <= facts.now => {
+                if has_run(next) {
+                    found.push(next);
+                }
+                t = next;
+            }
+            _ => break,
+        }
+    }
+    found
+}
+
+/// The last tick acted on: `lastScheduleTime`, never before the trigger's creation.
+fn last_acted(facts: &TickFacts) -> Timestamp {
+    facts.last_schedule.unwrap_or(facts.created).max(facts.created)
 }
 
 #[cfg(test)]
@@ -267,6 +295,30 @@ mod tests {
             decide(&every_minute(), &f).action,
             TickAction::Run { replace: true, .. }
         ));
+    }
+
+    #[test]
+    fn a_tick_whose_run_exists_unrecorded_counts_as_submitted_not_skipped() {
+        let schedule = every_minute();
+        let mut f = facts("2026-01-01T00:03:10Z", None);
+        let existing = [ts("2026-01-01T00:01:00Z"), ts("2026-01-01T00:02:00Z")];
+        let found = ticks_with_runs(&schedule, &f, |t| existing.contains(&t));
+        assert_eq!(found, existing);
+        f.last_schedule = found.last().copied();
+        assert_eq!(
+            decide(&schedule, &f).action,
+            TickAction::Run {
+                tick: ts("2026-01-01T00:03:00Z"),
+                replace: false,
+                skipped: 0
+            }
+        );
+        f.last_schedule = Some(ts("2026-01-01T00:02:00Z"));
+        assert!(
+            ticks_with_runs(&schedule, &f, |_| true) == [ts("2026-01-01T00:03:00Z")],
+            "ticks already recorded are not looked at"
+        );
+        assert!(ticks_with_runs(&schedule, &f, |_| false).is_empty());
     }
 
     proptest! {

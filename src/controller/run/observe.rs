@@ -100,17 +100,18 @@ async fn not_running_yet(ctx: &Context, namespace: &str, name: &str) -> Option<J
 }
 
 /// Whether the caches show something the inspection would report for Job `name`: a pod's start
-/// cause, or a Warning about the Job, one of its pods or a claim they mount. Without any, a pod
-/// that has not started yet is only slow, and the inspection would find no cause (a Waiting with
-/// no message and no timer). None while the pod or Warning cache is not listed.
+/// cause, a pod that mounts a claim (whether it is bound takes a read the caches cannot answer,
+/// and a claim waiting on an absent provisioner has only Normal events), or a Warning about the
+/// Job or one of its pods. Without any, a pod that has not started yet is only slow, and the
+/// inspection would find no cause (a Waiting with no message and no timer); the pod watch and
+/// the Warning watch wake the run when one appears. None while the pod or Warning cache is not
+/// listed.
 fn trouble_in_sight(ctx: &Context, namespace: &str, name: &str) -> Option<bool> {
     let leads = ctx.pods.start_leads(namespace, name)?;
-    if leads.cause {
+    if leads.cause || leads.mounts_claims {
         return Some(true);
     }
-    let objects = std::iter::once(("Job", name))
-        .chain(leads.pods.iter().map(|p| ("Pod", p.as_str())))
-        .chain(leads.claims.iter().map(|c| ("PersistentVolumeClaim", c.as_str())));
+    let objects = std::iter::once(("Job", name)).chain(leads.pods.iter().map(|p| ("Pod", p.as_str())));
     for (kind, object) in objects {
         if !ctx.warnings.about(namespace, kind, object, None)?.is_empty() {
             return Some(true);

@@ -1,5 +1,6 @@
 //! A schedule trigger's tick: decide with `engine::schedule`, then create (or replace) the run.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use crate::api::{DagRun, DagTrigger, labels};
-use crate::engine::schedule::{Schedule, TickAction, TickFacts, decide};
+use crate::engine::schedule::{Schedule, TickAction, TickFacts, decide, ticks_with_runs};
 use crate::engine::trigger::{schedule_variables, tick_run_name};
 use crate::watch::submit::{RunTemplate, SubmitError};
 
@@ -32,7 +33,7 @@ pub async fn act(
     };
     let now = Timestamp::now();
     let active: Vec<&Arc<DagRun>> = runs.iter().filter(|r| !phase(r).is_terminal()).collect();
-    let facts = TickFacts {
+    let mut facts = TickFacts {
         created: trigger.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now),
         last_schedule: trigger
             .status
@@ -45,6 +46,14 @@ pub async fn act(
         active_runs: active.len(),
         suspended: trigger.spec.suspend,
     };
+    let run_of = |tick: Timestamp| tick_run_name(&trigger.name_any(), tick.as_second());
+    let existing: HashSet<String> = runs.iter().map(|r| r.name_any()).collect();
+    let unrecorded = ticks_with_runs(&schedule, &facts, |tick| existing.contains(&run_of(tick)));
+    if let Some(&latest) = unrecorded.last() {
+        facts.last_schedule = Some(latest);
+        outcome.tick = Some(latest);
+        outcome.recovered_runs = unrecorded.into_iter().map(run_of).collect();
+    }
     let decision = decide(&schedule, &facts);
     outcome.requeue = decision
         .next_tick
@@ -77,7 +86,7 @@ pub async fn act(
                 params: trigger.spec.params.clone(),
                 source_kind: "schedule",
             };
-            let name = tick_run_name(&trigger.name_any(), tick.as_second());
+            let name = run_of(tick);
             let time = format!("{tick:.0}");
             match template.submit(&api, &name, "", &schedule_variables(&time)).await {
                 Ok(_) => {

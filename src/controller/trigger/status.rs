@@ -32,6 +32,9 @@ pub struct TriggerOutcome {
     pub skipped: u64,
     /// The run created (or found existing) for the tick.
     pub submitted_run: Option<String>,
+    /// Runs of earlier ticks found existing but not counted (their status write was lost),
+    /// oldest first.
+    pub recovered_runs: Vec<String>,
     /// The error's cause and message; None when the pass was clean.
     pub error: Option<(&'static str, String)>,
     /// Reason of a clean `Ready` condition (`Active`, `Suspended`).
@@ -51,6 +54,7 @@ impl TriggerOutcome {
             tick: None,
             skipped: 0,
             submitted_run: None,
+            recovered_runs: Vec::new(),
             error: None,
             ready_reason: if trigger.spec.suspend { "Suspended" } else { "Active" },
             watched: None,
@@ -108,6 +112,14 @@ fn fold(old: &DagTriggerStatus, trigger: &DagTrigger, runs: &[Arc<DagRun>], o: &
     if let Some(tick) = o.tick {
         s.last_schedule_time = Some(Time(tick));
         s.skipped += o.skipped;
+    }
+    if let Some(run) = o.recovered_runs.last() {
+        s.submitted += o.recovered_runs.len() as u64;
+        s.last_run = Some(run.clone());
+        s.last_submit_time = runs
+            .iter()
+            .find(|r| r.name_any() == *run)
+            .and_then(|r| r.creation_timestamp());
     }
     if let Some(run) = &o.submitted_run {
         s.submitted += 1;
@@ -188,5 +200,12 @@ mod tests {
         let failing = fold(&twice, &trigger, &runs, &broken);
         assert_eq!(failing.last_error.as_deref(), Some("DagMissing: Dag \"d\" not found"));
         assert_eq!(failing.conditions[0].status, "False");
+        let mut lost_write = TriggerOutcome::new(&trigger, "schedule");
+        lost_write.tick = Some(Timestamp::UNIX_EPOCH);
+        lost_write.recovered_runs = vec!["t-0".into()];
+        lost_write.submitted_run = Some("t-1".into());
+        let recovered = fold(&DagTriggerStatus::default(), &trigger, &runs, &lost_write);
+        assert_eq!((recovered.submitted, recovered.skipped), (2, 0));
+        assert_eq!(recovered.last_run.as_deref(), Some("t-1"));
     }
 }
