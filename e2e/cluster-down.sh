@@ -3,7 +3,8 @@
 # file, then a sweep for leftovers of a cluster whose processes were killed
 # without cluster-down), all pod containers, every mount under the state
 # directory, the CRI network namespaces, the bridges, the iptables chains of
-# kube-proxy and CNI, the kubepods cgroups, and the state directory itself.
+# kube-proxy and CNI, the kubepods cgroups, the S3 server of e2e/s3-up.sh, and
+# the state directory itself.
 # Idempotent: safe to run when nothing is running. Keeps the build cache
 # ($KUBEDAG_E2E_CACHE: binaries and image archives).
 #
@@ -74,6 +75,10 @@ stop_component() { # NAME GRACE
   # shellcheck disable=SC2086
   kill_wait "$2" $pids
 }
+
+# The S3 server the bucket tests start (e2e/s3-up.sh) keeps its data under the
+# state directory removed below, so it stops first.
+if ((quiet)); then "$E2E_SRC/s3-down.sh" >/dev/null 2>&1 || true; else "$E2E_SRC/s3-down.sh" || true; fi
 
 # The volume provisioner first (it creates helper pods), then the node side so
 # nothing restarts pods while we tear them down.

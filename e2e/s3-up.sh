@@ -117,12 +117,17 @@ fi
 ROOT_ACCESS_KEY_ID=$ACCESS ROOT_SECRET_ACCESS_KEY=$SECRET \
   setsid "$bin" --port "$HOST:$port" --region "$REGION" --quiet posix "$S3_DIR/data" \
   </dev/null >"$S3_DIR/versitygw.log" 2>&1 8>&- &
-echo $! >"$PIDFILE"
+pid=$!
+echo "$pid" >"$PIDFILE"
+
+# Alive, not yet reaped: until the background shell has exec'd the server its command line is
+# this script's, so `running` would call a slow start an exit.
+alive() { [[ -r /proc/$pid/stat && $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; }
 
 start=$SECONDS
 # Any HTTP answer (an anonymous request gets 403) means it serves.
 until curl -s -o /dev/null -m 2 "http://$HOST:$port/"; do
-  running || { tail -20 "$S3_DIR/versitygw.log" >&2; die "versitygw exited (log: $S3_DIR/versitygw.log)"; }
+  alive || { tail -20 "$S3_DIR/versitygw.log" >&2; die "versitygw exited (log: $S3_DIR/versitygw.log)"; }
   ((SECONDS - start < 30)) || { tail -20 "$S3_DIR/versitygw.log" >&2; die "timed out waiting for versitygw"; }
   sleep 0.2
 done
