@@ -121,6 +121,13 @@ impl StepPhase {
     }
 }
 
+impl DagRun {
+    /// The run's phase: Pending until the operator has written one.
+    pub fn phase(&self) -> RunPhase {
+        self.status.as_ref().map(|s| s.phase).unwrap_or_default()
+    }
+}
+
 /// Status of a `DagRun`, written only by the operator through the status subresource.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -9,7 +9,6 @@ use crate::api::{DagRun, RunPhase};
 use super::cluster::Cluster;
 use super::error::CliError;
 use super::output::{emit_line, error};
-use super::watch::phase_of;
 
 /// What a cancel or retry request did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +49,7 @@ fn report(requested: Requested) -> Result<ExitCode, CliError> {
 /// Errors: the run is missing, or the API server refused the read or the patch (RBAC, webhook).
 pub async fn request_cancel(cluster: &Cluster, name: &str) -> Result<Requested, CliError> {
     let run: DagRun = cluster.get("DagRun", name).await?;
-    let phase = phase_of(&run);
+    let phase = run.phase();
     if phase.is_terminal() {
         return Ok(Requested::Nothing(format!(
             "DagRun {name} already ended {}: nothing to cancel",
@@ -67,7 +66,7 @@ pub async fn request_cancel(cluster: &Cluster, name: &str) -> Result<Requested, 
 /// Errors as [`request_cancel`].
 pub async fn request_retry(cluster: &Cluster, name: &str) -> Result<Requested, CliError> {
     let run: DagRun = cluster.get("DagRun", name).await?;
-    let phase = phase_of(&run);
+    let phase = run.phase();
     if let Some(why) = retry_refusal(phase) {
         return Ok(Requested::Refused(format!(
             "DagRun {name} is {}: {why}",

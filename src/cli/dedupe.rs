@@ -77,7 +77,7 @@ fn blocking_runs(dag_name: &str, dag: &DagSpec, existing: &[DagRun]) -> HashMap<
     let mut blocking = HashMap::new();
     for run in runs {
         if let Some(hash) = admit::blocking_hash(dag, run) {
-            let phase = run.status.as_ref().map(|s| s.phase).unwrap_or_default();
+            let phase = run.phase();
             let name = run.metadata.name.clone().unwrap_or_default();
             blocking.entry(hash).or_insert((name, phase));
         }

@@ -20,7 +20,7 @@ use super::output::{self, Format};
 use super::params::matches;
 use super::style::{Color, Style, phase_color};
 use super::table::{Cell, Table};
-use super::watch::{MAX_CONSECUTIVE_ERRORS, phase_of};
+use super::watch::MAX_CONSECUTIVE_ERRORS;
 
 /// Width of the PARAMS column unless `--wide`.
 const MAX_PARAMS_LEN: usize = 60;
@@ -135,7 +135,7 @@ pub fn change_line(run: &DagRun, deleted: bool, with_namespace: bool, max_params
         (true, Some(namespace)) => format!("{namespace}/{}", run.name_any()),
         _ => run.name_any(),
     };
-    let phase = if deleted { "(deleted)" } else { phase_of(run).as_str() };
+    let phase = if deleted { "(deleted)" } else { run.phase().as_str() };
     let progress = run
         .status
         .as_ref()
@@ -158,7 +158,7 @@ pub fn select<'a>(runs: &'a [DagRun], filter: &Filter) -> Vec<&'a DagRun> {
     let mut selected: Vec<&DagRun> = runs
         .iter()
         .filter(|r| filter.dag.as_ref().is_none_or(|dag| &r.spec.dag_ref.name == dag))
-        .filter(|r| filter.phases.is_empty() || filter.phases.contains(&phase_of(r)))
+        .filter(|r| filter.phases.is_empty() || filter.phases.contains(&r.phase()))
         .filter(|r| matches(&filter.params, shown_params(r)))
         .collect();
     selected.sort_by_key(|r| {
@@ -211,7 +211,7 @@ fn run_table(runs: &[&DagRun], now: Timestamp, max_params: Option<usize>) -> Tab
     let mut table = Table::new(&["NAME", "PHASE", "STEPS", "HASH", "AGE", "PARAMS"]);
     for run in runs {
         let status = run.status.as_ref();
-        let phase = phase_of(run).as_str();
+        let phase = run.phase().as_str();
         table.push(vec![
             run.name_any().into(),
             Cell::colored(phase, phase_color(phase)),

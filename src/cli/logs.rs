@@ -32,7 +32,7 @@ pub async fn print(cluster: &Cluster, run_name: &str, step: Option<&str>) -> Res
     check_step(&run, step)?;
     let pods = pods_of(cluster, &run, step).await?;
     if pods.is_empty() {
-        let phase = run.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        let phase = run.phase();
         warn(&format!(
             "DagRun {run_name:?} has no step pods{} (phase {})",
             step.map(|s| format!(" for step {s:?}")).unwrap_or_default(),

@@ -19,7 +19,7 @@ use super::output::emit;
 use super::progress::{Mode, Progress};
 use super::style::{Style, phase_color};
 use super::table::key_values;
-use super::watch::{self, is_finished, phase_of};
+use super::watch::{self, is_finished};
 
 /// How long to wait for the operator to assign the run's requestId before printing without it.
 const IDENTITY_WAIT: Duration = Duration::from_secs(10);
@@ -55,7 +55,7 @@ pub async fn run(cluster: &Cluster, request: RunRequest) -> Result<ExitCode, Cli
     .transpose()?;
     let current = started.unwrap_or(created);
     emit(&identity(&current, &hash))?;
-    if phase_of(&current) == RunPhase::Rejected {
+    if current.phase() == RunPhase::Rejected {
         return Ok(outcome(&current));
     }
     if !(request.wait || request.follow) {
@@ -136,7 +136,7 @@ fn progress_status(run: &DagRun, style: Style) -> (String, Option<(u64, u64)>) {
 
 /// 0 for a Succeeded run, 1 for any other end.
 fn outcome(run: &DagRun) -> ExitCode {
-    match phase_of(run) {
+    match run.phase() {
         RunPhase::Succeeded => ExitCode::SUCCESS,
         phase => {
             let message = run.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 
-use crate::api::{DagRun, RunPhase};
+use crate::api::DagRun;
 
 use super::cluster::Cluster;
 use super::error::CliError;
@@ -14,12 +14,8 @@ use super::error::CliError;
 /// Watch failures in a row tolerated (the watcher backs off in between) before giving up.
 pub const MAX_CONSECUTIVE_ERRORS: u32 = 5;
 
-pub fn phase_of(run: &DagRun) -> RunPhase {
-    run.status.as_ref().map(|s| s.phase).unwrap_or_default()
-}
-
 pub fn is_finished(run: &DagRun) -> bool {
-    phase_of(run).is_terminal()
+    run.phase().is_terminal()
 }
 
 /// Calls `on_change` with each version of run `name` until `done` holds for one, and returns it.

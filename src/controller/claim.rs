@@ -116,9 +116,7 @@ fn verdict(claim: &Lease, holder: Option<&DagRun>, my_uid: &str, policy: Duplica
     if holder_uid.as_deref() == Some(my_uid) {
         return Verdict::Outcome(Claim::Held);
     }
-    let still_blocks = holder.is_some_and(|h| {
-        h.uid() == holder_uid && blocks(policy, h.status.as_ref().map(|s| s.phase).unwrap_or_default())
-    });
+    let still_blocks = holder.is_some_and(|h| h.uid() == holder_uid && blocks(policy, h.phase()));
     if still_blocks {
         Verdict::Outcome(Claim::Duplicate {
             holder: holder_name(claim),

@@ -14,7 +14,6 @@ use kube::runtime::watcher;
 
 use crate::engine::plan::JobState;
 
-use super::job_state;
 use super::watched::WatchedJob;
 
 #[derive(Default)]
@@ -27,7 +26,7 @@ impl Completions {
     /// Feeds one event of the Job watch stream.
     pub fn observe(&self, event: &watcher::Event<WatchedJob>) {
         match event {
-            watcher::Event::Apply(job) if !matches!(job_state::state_of(job), JobState::Active) => {
+            watcher::Event::Apply(job) if !matches!(job.state(), JobState::Active) => {
                 let mut seen = self.seen.lock().expect("completions lock");
                 seen.entry(ObjectRef::from_obj(job)).or_insert_with(Instant::now);
             }

@@ -10,7 +10,6 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use crate::api::{Dag, DagRun};
 
 use super::completions::Completions;
-use super::events::EventLevel;
 use super::gate::{Caps, Gate};
 use super::metrics::Metrics;
 use super::own_writes::OwnWrites;
@@ -49,6 +48,18 @@ pub struct OperatorConfig {
     pub events: EventLevel,
     /// The watcher Deployments of directory and bucket triggers.
     pub watcher: WatcherSettings,
+}
+
+/// Which Events the operator publishes (`--events`). Each level includes the ones before it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum EventLevel {
+    /// Warnings only: failed steps and runs, rejected and cancelled runs.
+    #[default]
+    Failures,
+    /// Also run start and success.
+    Runs,
+    /// Also every step start, success and skip.
+    All,
 }
 
 /// How the operator runs the watcher of a directory or bucket trigger.

@@ -12,19 +12,7 @@ use kube::runtime::events::{Event, EventType};
 
 use crate::api::{DagRun, RunPhase, StepPhase};
 
-use super::Context;
-
-/// Which Events the operator publishes (`--events`). Each level includes the ones before it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum EventLevel {
-    /// Warnings only: failed steps and runs, rejected and cancelled runs.
-    #[default]
-    Failures,
-    /// Also run start and success.
-    Runs,
-    /// Also every step start, success and skip.
-    All,
-}
+use super::{Context, EventLevel};
 
 pub fn now() -> Time {
     Time(jiff::Timestamp::now())

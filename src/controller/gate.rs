@@ -25,7 +25,6 @@ use crate::api::{DagRun, DagSpec, RunPhase};
 use crate::engine::plan::JobState;
 pub use crate::engine::run::Admission;
 
-use super::job_state;
 use super::watched::WatchedJob;
 
 /// How long a decision is remembered while waiting for the cache to show it.
@@ -50,10 +49,6 @@ struct Ledger {
 pub struct Gate {
     pub caps: Caps,
     ledger: Mutex<Ledger>,
-}
-
-fn phase(run: &DagRun) -> RunPhase {
-    run.status.as_ref().map(|s| s.phase).unwrap_or_default()
 }
 
 fn same_dag(a: &DagRun, b: &DagRun) -> bool {
@@ -97,11 +92,11 @@ impl Gate {
         ledger.started.retain(|key, at| {
             let cache_caught_up = runs
                 .get(key)
-                .is_none_or(|r| phase(&r) == RunPhase::Running || phase(&r).is_terminal());
+                .is_none_or(|r| r.phase() == RunPhase::Running || r.phase().is_terminal());
             now.duration_since(*at) < REMEMBER && !cache_caught_up
         });
         ledger.finished.retain(|key, at| {
-            let cache_caught_up = runs.get(key).is_none_or(|r| phase(&r).is_terminal());
+            let cache_caught_up = runs.get(key).is_none_or(|r| r.phase().is_terminal());
             now.duration_since(*at) < REMEMBER && !cache_caught_up
         });
         if ledger.started.contains_key(&me) {
@@ -109,8 +104,8 @@ impl Gate {
         }
         let not_yet_seen = |r: &DagRun| ledger.started.contains_key(&ObjectRef::from_obj(r));
         let ended = |r: &DagRun| ledger.finished.contains_key(&ObjectRef::from_obj(r));
-        let is_running = |r: &DagRun| (phase(r) == RunPhase::Running && !ended(r)) || not_yet_seen(r);
-        let is_waiting = |r: &DagRun| matches!(phase(r), RunPhase::Pending | RunPhase::Queued) && !not_yet_seen(r);
+        let is_running = |r: &DagRun| (r.phase() == RunPhase::Running && !ended(r)) || not_yet_seen(r);
+        let is_waiting = |r: &DagRun| matches!(r.phase(), RunPhase::Pending | RunPhase::Queued) && !not_yet_seen(r);
         if max_active_runs > 0 {
             let running = all.iter().filter(|r| same_dag(r, run) && is_running(r)).count();
             let ahead = all
@@ -164,11 +159,7 @@ impl Gate {
         ledger.launched.retain(|(ns, name), at| {
             now.duration_since(*at) < REMEMBER && jobs.get(&ObjectRef::new(name).within(ns)).is_none()
         });
-        let active = jobs
-            .state()
-            .iter()
-            .filter(|j| job_state::state_of(j) == JobState::Active)
-            .count();
+        let active = jobs.state().iter().filter(|j| j.state() == JobState::Active).count();
         let budget = self
             .caps
             .max_running_jobs
@@ -197,7 +188,7 @@ impl Gate {
         let all = runs.state();
         let mut waiting: Vec<_> = all
             .iter()
-            .filter(|r| matches!(phase(r), RunPhase::Pending | RunPhase::Queued))
+            .filter(|r| matches!(r.phase(), RunPhase::Pending | RunPhase::Queued))
             .collect();
         waiting.sort_by_cached_key(|r| creation_order(r));
         let mut wake: Vec<ObjectRef<DagRun>> = waiting

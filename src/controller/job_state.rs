@@ -22,7 +22,7 @@ pub fn cached_state(ctx: &Context, namespace: &str, name: &str, run_uid: &str) -
     if !is_owned_by(&job, run_uid) {
         return JobState::Missing;
     }
-    state_of(&job)
+    job.state()
 }
 
 /// Who owns Job `name`, as far as the cache knows.
@@ -47,36 +47,6 @@ fn is_owned_by(job: &WatchedJob, uid: &str) -> bool {
     job.owner_references()
         .iter()
         .any(|o| o.uid == uid && o.controller == Some(true))
-}
-
-/// Maps the Job's terminal conditions. Only the final `Complete`/`Failed` conditions count, so a
-/// step is terminal only once its pod has stopped.
-pub fn state_of(job: &WatchedJob) -> JobState {
-    let status = job.status.as_ref();
-    let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
-    let is_true = |kind: &str| conditions.iter().find(|c| c.type_ == kind && c.status == "True");
-    if let Some(done) = is_true("Complete") {
-        let finished = status
-            .and_then(|s| s.completion_time.clone())
-            .or_else(|| done.last_transition_time.clone());
-        return JobState::Succeeded {
-            finished_at: finished,
-            exit_code: Some(0),
-            outputs: None,
-        };
-    }
-    if let Some(failed) = is_true("Failed") {
-        let message = match failed.reason.as_deref() {
-            Some("DeadlineExceeded") => retry::TIMED_OUT.to_string(),
-            _ => failed.message.clone().unwrap_or_else(|| "the step's Job failed".into()),
-        };
-        return JobState::Failed {
-            finished_at: failed.last_transition_time.clone(),
-            exit_code: None,
-            message,
-        };
-    }
-    JobState::Active
 }
 
 /// Fills in what only the pod knows: for a failed Job its exit code and a short reason, for a

@@ -118,10 +118,7 @@ impl Metrics {
     /// Text exposition, with the runs-by-phase gauge computed from the current cache.
     pub fn render(&self, runs: &[std::sync::Arc<DagRun>]) -> String {
         for phase in RunPhase::ALL {
-            let count = runs
-                .iter()
-                .filter(|r| r.status.as_ref().map(|s| s.phase).unwrap_or_default() == phase)
-                .count();
+            let count = runs.iter().filter(|r| r.phase() == phase).count();
             self.runs
                 .get_or_create(&PhaseLabel { phase: phase.as_str() })
                 .set(count as i64);

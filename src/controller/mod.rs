@@ -56,9 +56,10 @@ pub(crate) mod watched;
 mod workspace;
 
 pub(crate) use completions::Completions;
-pub use context::{Context, DEFAULT_CONCURRENCY, DEFAULT_POD_START_TIMEOUT_SECONDS, OperatorConfig, WatcherSettings};
+pub use context::{
+    Context, DEFAULT_CONCURRENCY, DEFAULT_POD_START_TIMEOUT_SECONDS, EventLevel, OperatorConfig, WatcherSettings,
+};
 pub use error::Error;
-pub use events::EventLevel;
 pub use gate::Caps;
 pub(crate) use gate::Gate;
 pub(crate) use metrics::Metrics;

@@ -10,7 +10,9 @@
 //! The watch also wakes runs: a pending pod whose start cause changes (a container waiting with
 //! `ErrImagePull`, a `PodScheduled=False` condition) is news its run's start check
 //! (`engine::pod_start`) would otherwise have to poll for. A healthy pod's progress (scheduled,
-//! creating, running, done) wakes nobody here: the Job's own status says that.
+//! creating, running, done) wakes nobody here: the Job's own status says that. A pending pod
+//! first seen mounting a claim wakes its run too: whether the claim binds takes a read, and a
+//! claim waiting on an absent provisioner shows only Normal events.
 
 use std::collections::HashMap;
 
@@ -83,9 +85,7 @@ impl StepPods {
             let pods = live.get(&key).map(Vec::as_slice).unwrap_or_default();
             StartLeads {
                 cause: pods.iter().any(|p| p.start_cause().is_some()),
-                mounts_claims: pods
-                    .iter()
-                    .any(|p| p.claim_volumes.iter().any(|v| v.persistent_volume_claim.is_some())),
+                mounts_claims: pods.iter().any(StepPod::mounts_claims),
                 pods: pods.iter().map(|p| p.name.clone()).collect(),
             }
         })
@@ -110,14 +110,17 @@ pub struct StartLeads {
     pub pods: Vec<String>,
 }
 
-/// Adds or replaces the pod; returns its run when its start cause is new.
+/// Adds or replaces the pod; returns its run when its start cause is new, or when it is pending,
+/// first seen and mounts a claim.
 fn insert(index: &mut Index, pod: &WatchedPod) -> Option<ObjectRef<DagRun>> {
     let kept = StepPod::from_pod(pod)?;
     // Most Jobs have one pod; a default `Vec` would reserve four.
     let pods = index.entry(kept.key()).or_insert_with(|| Vec::with_capacity(1));
-    let old_cause = pods.iter().find(|p| p.name == kept.name).and_then(StepPod::start_cause);
+    let old = pods.iter().find(|p| p.name == kept.name);
     let new_cause = kept.start_cause();
-    let wake = (new_cause.is_some() && new_cause != old_cause).then(|| kept.run_ref());
+    let cause_is_new = new_cause.is_some() && new_cause != old.and_then(StepPod::start_cause);
+    let claim_is_new = old.is_none() && kept.phase.as_deref() == Some("Pending") && kept.mounts_claims();
+    let wake = (cause_is_new || claim_is_new).then(|| kept.run_ref());
     pods.retain(|p| p.name != kept.name);
     pods.push(kept);
     wake
@@ -240,6 +243,10 @@ impl StepPod {
             })
     }
 
+    fn mounts_claims(&self) -> bool {
+        self.claim_volumes.iter().any(|v| v.persistent_volume_claim.is_some())
+    }
+
     fn run_ref(&self) -> ObjectRef<DagRun> {
         let run = ObjectRef::new(&self.run);
         match &self.namespace {
@@ -357,6 +364,21 @@ mod tests {
     }
 
     /// The pod as the watch decodes it from the API server's JSON.
+    fn mounting(mut pod: Pod, claim: &str) -> Pod {
+        pod.spec = Some(PodSpec {
+            volumes: Some(vec![Volume {
+                name: "ws".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        pod
+    }
+
     fn w(pod: Pod) -> WatchedPod {
         serde_json::from_value(serde_json::to_value(pod).unwrap()).unwrap()
     }
@@ -400,23 +422,24 @@ mod tests {
         );
         let failed = waiting(pod("m-1", "m", "Failed"), "ErrImagePull");
         assert_eq!(woken(&pods, failed), None, "only pending pods wait to start");
+        let claimed = || mounting(pod("c-1", "c", "Pending"), "data");
+        assert_eq!(
+            woken(&pods, claimed()),
+            Some("ns/run-of-c".into()),
+            "first seen mounting a claim"
+        );
+        assert_eq!(woken(&pods, claimed()), None, "seen before");
+        assert_eq!(
+            woken(&pods, mounting(pod("d-1", "d", "Running"), "data")),
+            None,
+            "not pending"
+        );
     }
 
     #[test]
     fn a_pods_run_is_found_by_the_pods_name_or_a_claim_it_mounts() {
         let pods = StepPods::default();
-        let mut mounting = pod("k-1", "k", "Pending");
-        mounting.spec = Some(PodSpec {
-            volumes: Some(vec![Volume {
-                name: "ws".into(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: "claim".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        });
+        let mounting = mounting(pod("k-1", "k", "Pending"), "claim");
         pods.observe(&watcher::Event::Init);
         pods.observe(&watcher::Event::InitApply(w(pod("j-1", "j", "Pending"))));
         pods.observe(&watcher::Event::InitApply(w(mounting)));
@@ -441,18 +464,7 @@ mod tests {
             pods: vec![],
         };
         assert_eq!(pods.start_leads("ns", "j"), Some(none));
-        let mut mounting = pod("j-1", "j", "Pending");
-        mounting.spec = Some(PodSpec {
-            volumes: Some(vec![Volume {
-                name: "ws".into(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: "claim".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        });
+        let mounting = mounting(pod("j-1", "j", "Pending"), "claim");
         pods.observe(&watcher::Event::Apply(w(mounting.clone())));
         let leads = pods.start_leads("ns", "j").unwrap();
         assert_eq!(

@@ -19,6 +19,9 @@ use kube::api::ObjectMeta;
 use kube::core::Resource;
 use serde::{Deserialize, Deserializer};
 
+use crate::engine::plan::JobState;
+use crate::engine::retry;
+
 /// A `v1` Pod with only the parts kubedag reads; see the module docs.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct WatchedPod {
@@ -58,6 +61,38 @@ pub struct WatchedJob {
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub status: Option<JobStatus>,
+}
+
+impl WatchedJob {
+    /// Maps the Job's terminal conditions. Only the final `Complete`/`Failed` conditions count, so a
+    /// step is terminal only once its pod has stopped.
+    pub fn state(&self) -> JobState {
+        let status = self.status.as_ref();
+        let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+        let is_true = |kind: &str| conditions.iter().find(|c| c.type_ == kind && c.status == "True");
+        if let Some(done) = is_true("Complete") {
+            let finished = status
+                .and_then(|s| s.completion_time.clone())
+                .or_else(|| done.last_transition_time.clone());
+            return JobState::Succeeded {
+                finished_at: finished,
+                exit_code: Some(0),
+                outputs: None,
+            };
+        }
+        if let Some(failed) = is_true("Failed") {
+            let message = match failed.reason.as_deref() {
+                Some("DeadlineExceeded") => retry::TIMED_OUT.to_string(),
+                _ => failed.message.clone().unwrap_or_else(|| "the step's Job failed".into()),
+            };
+            return JobState::Failed {
+                finished_at: failed.last_transition_time.clone(),
+                exit_code: None,
+                message,
+            };
+        }
+        JobState::Active
+    }
 }
 
 fn slim_metadata<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D::Error> {

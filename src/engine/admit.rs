@@ -1,6 +1,8 @@
 //! Whether a DagRun may run: the one admissibility rule, used by the webhook (before the run is
 //! stored), the controller (when the run starts, where the webhook may be absent or have raced)
-//! and the CLI (before it submits).
+//! and the CLI (`kubectl dag lint` checks a manifest before it is applied; `kubectl dag dedupe`
+//! uses [`blocking_hash`]). `kubectl dag run` resolves the params itself and leaves the rest to
+//! the webhook and the controller.
 //!
 //! The checks, in this order, each refusal naming the field and value:
 //! 1. `metadata.name` is usable as a label value (it labels every Job and pod);
@@ -86,7 +88,7 @@ pub fn check(run: &DagRun, namespace: &str, dag: Option<&Dag>) -> Result<Admissi
 /// The paramHash for which `other`, a run of Dag `dag`, blocks new runs under the Dag's
 /// `duplicatePolicy` (None: it blocks nothing in its phase).
 pub fn blocking_hash(dag: &DagSpec, other: &DagRun) -> Option<String> {
-    let phase = other.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    let phase = other.phase();
     if !duplicates::blocks(dag.duplicate_policy, phase) {
         return None;
     }
@@ -112,7 +114,7 @@ pub fn find_blocking<'a>(
     })
 }
 
-/// Checks 1-6 against a cache of `existing` runs of the namespace: the webhook's and the CLI's rule.
+/// Checks 1-6 against a cache of `existing` runs of the namespace: the webhook's rule.
 pub fn check_with_cache<'a>(
     run: &DagRun,
     namespace: &str,

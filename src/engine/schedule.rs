@@ -162,19 +162,34 @@ pub fn decide(schedule: &Schedule, facts: &TickFacts) -> TickDecision {
     TickDecision { action, next_tick }
 }
 
+/// Ticks after the last one acted on that were acted on without a record: see
+/// [`ticks_with_runs`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unrecorded {
+    /// Ticks whose run exists, oldest first.
+    pub ticks: Vec<Timestamp>,
+    /// Ticks before the latest of them that have no run: passed over by the same lost decisions.
+    pub skipped: u64,
+}
+
 /// The ticks after the last one acted on and at or before now whose run exists already
-/// (`has_run(tick)`), oldest first; at most [`MAX_COUNTED`] ticks are looked at. Such a run was
-/// created for its tick, but the status write recording it was lost (the operator stopped in
-/// between): the caller counts it as submitted and takes the latest as `last_schedule` before
-/// [`decide`], so the tick is neither run again nor counted as skipped.
-pub fn ticks_with_runs(schedule: &Schedule, facts: &TickFacts, has_run: impl Fn(Timestamp) -> bool) -> Vec<Timestamp> {
-    let mut found = Vec::new();
+/// (`has_run(tick)`); at most [`MAX_COUNTED`] ticks are looked at. Such a run was created for
+/// its tick, but the status write recording it was lost (the operator stopped in between): the
+/// caller counts it as submitted, the ticks without a run before it as skipped, and takes the
+/// latest as `last_schedule` before [`decide`], so no tick is run again or counted twice.
+pub fn ticks_with_runs(schedule: &Schedule, facts: &TickFacts, has_run: impl Fn(Timestamp) -> bool) -> Unrecorded {
+    let mut found = Unrecorded::default();
+    let mut without_run = 0;
     let mut t = last_acted(facts);
     for _ in 0..MAX_COUNTED {
         match schedule.next_after(t) {
             Some(next) if next <= facts.now => {
                 if has_run(next) {
-                    found.push(next);
+                    found.ticks.push(next);
+                    found.skipped += without_run;
+                    without_run = 0;
+                } else {
+                    without_run += 1;
                 }
                 t = next;
             }
@@ -300,25 +315,28 @@ mod tests {
     #[test]
     fn a_tick_whose_run_exists_unrecorded_counts_as_submitted_not_skipped() {
         let schedule = every_minute();
-        let mut f = facts("2026-01-01T00:03:10Z", None);
-        let existing = [ts("2026-01-01T00:01:00Z"), ts("2026-01-01T00:02:00Z")];
+        let mut f = facts("2026-01-01T00:05:10Z", None);
+        let existing = [ts("2026-01-01T00:02:00Z"), ts("2026-01-01T00:03:00Z")];
         let found = ticks_with_runs(&schedule, &f, |t| existing.contains(&t));
-        assert_eq!(found, existing);
-        f.last_schedule = found.last().copied();
+        assert_eq!(found.ticks, existing);
+        assert_eq!(found.skipped, 1, "00:01 was passed over before 00:02 ran");
+        f.last_schedule = found.ticks.last().copied();
         assert_eq!(
             decide(&schedule, &f).action,
             TickAction::Run {
-                tick: ts("2026-01-01T00:03:00Z"),
+                tick: ts("2026-01-01T00:05:00Z"),
                 replace: false,
-                skipped: 0
-            }
+                skipped: 1
+            },
+            "00:04 is the decision's to skip, not the recovery's"
         );
-        f.last_schedule = Some(ts("2026-01-01T00:02:00Z"));
-        assert!(
-            ticks_with_runs(&schedule, &f, |_| true) == [ts("2026-01-01T00:03:00Z")],
+        f.last_schedule = Some(ts("2026-01-01T00:04:00Z"));
+        assert_eq!(
+            ticks_with_runs(&schedule, &f, |_| true).ticks,
+            [ts("2026-01-01T00:05:00Z")],
             "ticks already recorded are not looked at"
         );
-        assert!(ticks_with_runs(&schedule, &f, |_| false).is_empty());
+        assert_eq!(ticks_with_runs(&schedule, &f, |_| false), Unrecorded::default());
     }
 
     proptest! {

@@ -55,7 +55,7 @@ pub enum Lane {
 }
 
 pub fn lane(run: &DagRun) -> Lane {
-    match run.status.as_ref().map(|s| s.phase).unwrap_or_default() {
+    match run.phase() {
         RunPhase::Pending | RunPhase::Queued => Lane::Start,
         _ => Lane::Advance,
     }

@@ -103,9 +103,9 @@ async fn not_running_yet(ctx: &Context, namespace: &str, name: &str) -> Option<J
 /// cause, a pod that mounts a claim (whether it is bound takes a read the caches cannot answer,
 /// and a claim waiting on an absent provisioner has only Normal events), or a Warning about the
 /// Job or one of its pods. Without any, a pod that has not started yet is only slow, and the
-/// inspection would find no cause (a Waiting with no message and no timer); the pod watch and
-/// the Warning watch wake the run when one appears. None while the pod or Warning cache is not
-/// listed.
+/// inspection would find no cause (a Waiting with no message and no timer). The pod watch wakes
+/// the run when a cause appears or a pod mounting a claim is first seen, the Warning watch when
+/// a Warning does (`step_pods`, `warnings`). None while the pod or Warning cache is not listed.
 fn trouble_in_sight(ctx: &Context, namespace: &str, name: &str) -> Option<bool> {
     let leads = ctx.pods.start_leads(namespace, name)?;
     if leads.cause || leads.mounts_claims {

@@ -23,7 +23,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
-use crate::api::{Dag, DagRun, DagTrigger, RunPhase, labels};
+use crate::api::{Dag, DagRun, DagTrigger, labels};
 
 use super::{Error, WatcherSettings};
 
@@ -98,9 +98,4 @@ fn runs_of(store: &Store<DagRun>, namespace: &str, name: &str) -> Vec<Arc<DagRun
                 && r.labels().get(labels::TRIGGER).map(String::as_str) == Some(name)
         })
         .collect()
-}
-
-/// The phase of a run (Pending until the operator wrote one).
-fn phase(run: &DagRun) -> RunPhase {
-    run.status.as_ref().map(|s| s.phase).unwrap_or_default()
 }

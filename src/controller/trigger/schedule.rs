@@ -15,7 +15,7 @@ use crate::engine::trigger::{schedule_variables, tick_run_name};
 use crate::watch::submit::{RunTemplate, SubmitError};
 
 use super::status::TriggerOutcome;
-use super::{Error, phase};
+use crate::controller::Error;
 
 /// Acts on the trigger's due tick, if any. Errors: only API failures (a bad schedule, a missing
 /// Dag or bad params are reported in the outcome).
@@ -32,7 +32,7 @@ pub async fn act(
         Err(e) => return Ok(outcome.failing("InvalidSchedule", e.to_string(), Duration::from_secs(300))),
     };
     let now = Timestamp::now();
-    let active: Vec<&Arc<DagRun>> = runs.iter().filter(|r| !phase(r).is_terminal()).collect();
+    let active: Vec<&Arc<DagRun>> = runs.iter().filter(|r| !r.phase().is_terminal()).collect();
     let mut facts = TickFacts {
         created: trigger.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now),
         last_schedule: trigger
@@ -49,10 +49,11 @@ pub async fn act(
     let run_of = |tick: Timestamp| tick_run_name(&trigger.name_any(), tick.as_second());
     let existing: HashSet<String> = runs.iter().map(|r| r.name_any()).collect();
     let unrecorded = ticks_with_runs(&schedule, &facts, |tick| existing.contains(&run_of(tick)));
-    if let Some(&latest) = unrecorded.last() {
+    if let Some(&latest) = unrecorded.ticks.last() {
         facts.last_schedule = Some(latest);
         outcome.tick = Some(latest);
-        outcome.recovered_runs = unrecorded.into_iter().map(run_of).collect();
+        outcome.skipped = unrecorded.skipped;
+        outcome.recovered_runs = unrecorded.ticks.into_iter().map(run_of).collect();
     }
     let decision = decide(&schedule, &facts);
     outcome.requeue = decision

@@ -13,7 +13,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::api::{DagRun, DagTrigger, DagTriggerStatus, RunPhase};
 use crate::watch::stats::WatcherStats;
 
-use super::{Error, phase};
+use crate::controller::Error;
 
 /// Failed runs remembered so each is counted once (a run deleted later was counted already).
 const FAILED_RUNS_KEPT: usize = 100;
@@ -134,7 +134,7 @@ fn fold(old: &DagTriggerStatus, trigger: &DagTrigger, runs: &[Arc<DagRun>], o: &
         s.last_submit_time = time(w.last_submit).or(s.last_submit_time);
         s.last_run = w.last_run.clone().or(s.last_run);
     }
-    for run in runs.iter().filter(|r| phase(r) == RunPhase::Failed) {
+    for run in runs.iter().filter(|r| r.phase() == RunPhase::Failed) {
         let name = run.name_any();
         if !s.failed_runs.contains(&name) {
             s.failed += 1;
