@@ -5,7 +5,9 @@
 //! Invariants: level-triggered and idempotent; the tick acted on is recorded in
 //! `status.lastScheduleTime`, written with the trigger's resourceVersion as precondition, so a
 //! stale cache or a restart can at worst re-create a run that exists (AlreadyExists) and never
-//! counts it twice. Directory and bucket sources submit from their watcher (`kubedag
+//! counts it twice; a tick whose run was created but whose status write was lost (the operator
+//! stopped in between) is counted as submitted on the next pass
+//! (`engine::schedule::ticks_with_runs`). Directory and bucket sources submit from their watcher (`kubedag
 //! watch-trigger`, see `crate::watch`), a Deployment per trigger this reconciler applies
 //! ([`objects`]) and observes; it copies the watcher's report into `status` ([`watched`]).
 
