@@ -200,14 +200,20 @@ async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
     // Submitting the parameters of a Succeeded run again (duplicatePolicy Forbid): the webhook's
     // refusal is shown with a link to the existing run.
     env.wait_phase("archive-1", RunPhase::Succeeded).await;
-    session.goto(&format!("{}/ns/{ns}/dags/archive", ui.base)).await;
-    session.fill("#param-file", "dup.fits").await;
-    session.click("#submit-run").await;
-    let alert = session
-        .eventually("the duplicate refusal", || async {
-            let alert = session.text("#alert").await;
-            (!alert.is_empty()).then_some(alert)
-        })
+    let archive_page = format!("{}/ns/{ns}/dags/archive", ui.base);
+    let (alert, _) = session
+        .submit(
+            "the duplicate refusal",
+            |_| async {
+                session.goto(&archive_page).await;
+                session.fill("#param-file", "dup.fits").await;
+            },
+            "#submit-run",
+            || async {
+                let alert = session.text("#alert").await;
+                (!alert.is_empty()).then_some(alert)
+            },
+        )
         .await;
     assert!(
         alert.contains("duplicate parameters") && alert.contains("archive-1"),
@@ -234,14 +240,28 @@ async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
     );
     session.screenshot("submit-refused").await;
 
-    // A new parameter set is accepted: the browser lands on the new run's page.
-    session.fill("#param-file", "new.fits").await;
-    session.click("#submit-run").await;
-    let url = session
-        .eventually("the new run's page", || async {
-            let url = session.browser.current_url().await.ok()?;
-            url.path().contains("/runs/archive-").then_some(url)
-        })
+    // A new parameter set is accepted: the browser lands on the new run's page. Should a submit
+    // be made again (see Session::submit), it takes a new file: the abandoned one may have
+    // created its run.
+    let new_file = |attempt: usize| format!("new-{attempt}.fits");
+    let (url, attempt) = session
+        .submit(
+            "the new run's page",
+            |attempt| {
+                let (session, page, file) = (&session, &archive_page, new_file(attempt));
+                async move {
+                    if attempt > 0 {
+                        session.goto(page).await;
+                    }
+                    session.fill("#param-file", &file).await;
+                }
+            },
+            "#submit-run",
+            || async {
+                let url = session.browser.current_url().await.ok()?;
+                url.path().contains("/runs/archive-").then_some(url)
+            },
+        )
         .await;
     assert!(session.text("#alert").await.contains("Run submitted"));
     let new_run = url.path().rsplit('/').next().unwrap().to_string();
@@ -250,7 +270,7 @@ async fn runs_are_grouped_filtered_drawn_and_followed_in_a_browser() {
         .get(&new_run)
         .await
         .expect("the submitted run exists");
-    assert_eq!(created.spec.params.get("file").map(String::as_str), Some("new.fits"));
+    assert_eq!(created.spec.params.get("file"), Some(&new_file(attempt)));
     let _ = session.browser.clone().close().await;
 }
 
@@ -391,18 +411,24 @@ async fn a_user_without_update_on_dagruns_sees_cancel_refused() {
 
     let ui = Ui::start(&env.ns, Some(&kubeconfig)).await;
     let session = Session::start().await;
-    session.goto(&format!("{}/ns/{}/runs/slow-1", ui.base, env.ns)).await;
-    session
-        .eventually("the run page", || async {
-            (session.text("#run-phase").await == "Running").then_some(())
-        })
-        .await;
-    session.click("#cancel").await;
-    let alert = session
-        .eventually("the refusal", || async {
-            let alert = session.text("#alert").await;
-            (!alert.is_empty()).then_some(alert)
-        })
+    let run_page = format!("{}/ns/{}/runs/slow-1", ui.base, env.ns);
+    let (alert, _) = session
+        .submit(
+            "the refusal",
+            |_| async {
+                session.goto(&run_page).await;
+                session
+                    .eventually("the run page", || async {
+                        (session.text("#run-phase").await == "Running").then_some(())
+                    })
+                    .await;
+            },
+            "#cancel",
+            || async {
+                let alert = session.text("#alert").await;
+                (!alert.is_empty()).then_some(alert)
+            },
+        )
         .await;
     assert!(alert.contains("forbidden") && alert.contains("patch"), "{alert}");
     session.screenshot("cancel-refused").await;

@@ -140,11 +140,14 @@ mod tests {
     }
 
     #[test]
-    fn only_cancel_may_change() {
+    fn only_cancel_and_retry_may_change() {
         let old = run("r", "x", None);
         let mut cancelled = old.clone();
         cancelled.spec.cancel = true;
         assert!(check_run_update(&old, &cancelled).is_ok());
+        let mut retried = old.clone();
+        retried.spec.retry = 1;
+        assert!(check_run_update(&old, &retried).is_ok());
         let edited = run("r", "y", None);
         assert_eq!(
             check_run_update(&old, &edited).unwrap_err(),

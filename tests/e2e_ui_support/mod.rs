@@ -10,7 +10,6 @@ use std::time::Duration;
 use crate::common::{POLL_EVERY, STEP_IMAGE, WAIT, log_dir};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use kubedag::testkit::http::free_port;
-use kubedag::testkit::poll;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -53,6 +52,14 @@ impl Ui {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ui { base, _child: child }
     }
+}
+
+/// What [`Session::poll_page`] does with a page Chromium abandoned on a network change.
+enum Abandoned {
+    /// Open its URL again: it was a GET.
+    OpenAgain,
+    /// Return None: it was a form POST, which only its caller may repeat.
+    Stop,
 }
 
 /// A chromedriver process and a headless Chromium session.
@@ -102,17 +109,94 @@ impl Session {
         panic!("cannot open a Chromium session through chromedriver: {last_error}");
     }
 
-    /// Polls `check` (as `TestEnv::eventually` does) until it returns Some. On a timeout the
-    /// page is left behind for reading, as `target/e2e-logs/ui-page-NAME.{html,png,url}` (NAME
-    /// from `what`), and the test fails naming those files.
+    /// Polls `check` (as `TestEnv::eventually` does) until it returns Some. A page Chromium
+    /// abandoned on a network change (see [`Session::submit`]) is opened again. On a timeout the
+    /// page is left behind for reading (see [`Session::give_up`]) and the test fails.
     pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        if let Some(value) = poll(WAIT, POLL_EVERY, check).await {
-            return value;
+        match self.poll_page(what, check, Abandoned::OpenAgain).await {
+            Some(value) => value,
+            None => unreachable!("a page abandoned on a network change is opened again"),
         }
+    }
+
+    /// Submits a form as a user would: `prepare(n)` opens and fills it for attempt `n` (from 0),
+    /// `button` is clicked, and `outcome` is polled as in [`Session::eventually`]. Returns the
+    /// outcome and the attempt that reached it.
+    ///
+    /// Chromium watches the host's network interfaces, and a request it abandons on a change
+    /// ends on its `ERR_NETWORK_CHANGED` page. The test node's interfaces change as other tests'
+    /// pods come and go (a veth each): in `make test` and in runs of `e2e_ui` alone (2 of 5 on
+    /// 2026-12-04) a form POST or a page load landed on that page. A POST is not repeated
+    /// behind the user's back, so the attempt is made again here, at most `SUBMIT_ATTEMPTS`
+    /// times in all; any other page, or a timeout, fails the test.
+    pub async fn submit<T, P, PFut, F, Fut>(
+        &self,
+        what: &str,
+        mut prepare: P,
+        button: &str,
+        mut outcome: F,
+    ) -> (T, usize)
+    where
+        P: FnMut(usize) -> PFut,
+        PFut: std::future::Future<Output = ()>,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        const SUBMIT_ATTEMPTS: usize = 3;
+        for attempt in 0..SUBMIT_ATTEMPTS {
+            prepare(attempt).await;
+            self.click(button).await;
+            if let Some(value) = self.poll_page(what, &mut outcome, Abandoned::Stop).await {
+                return (value, attempt);
+            }
+            eprintln!("{what}: Chromium abandoned attempt {attempt} with ERR_NETWORK_CHANGED");
+        }
+        self.give_up(what).await
+    }
+
+    /// Polls `check` every `POLL_EVERY` for up to `WAIT`, then gives up. None: Chromium
+    /// abandoned the page on a network change and `abandoned` is [`Abandoned::Stop`].
+    async fn poll_page<T, F, Fut>(&self, what: &str, mut check: F, abandoned: Abandoned) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(value) = check().await {
+                return Some(value);
+            }
+            if self.network_changed().await {
+                match abandoned {
+                    Abandoned::Stop => return None,
+                    Abandoned::OpenAgain => {
+                        let url = self.browser.current_url().await.expect("the abandoned page's URL");
+                        self.goto(url.as_str()).await;
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.give_up(what).await;
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Whether the page is Chromium's own error page for a request abandoned on a network change.
+    async fn network_changed(&self) -> bool {
+        self.browser
+            .source()
+            .await
+            .is_ok_and(|page| page.contains("ERR_NETWORK_CHANGED"))
+    }
+
+    /// Fails the test waiting for `what`, leaving the page behind for reading as
+    /// `target/e2e-logs/ui-page-NAME.{html,png,url}` (NAME from `what`) and naming those files.
+    async fn give_up(&self, what: &str) -> ! {
         let slug: String = what
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -129,11 +213,21 @@ impl Session {
         panic!("timed out waiting for {what} in the browser (at {url:?}; the page: {stem}.html and .png)");
     }
 
+    /// Opens `url`, again should Chromium abandon it on a network change (see
+    /// [`Session::submit`]), at most `OPEN_ATTEMPTS` times in all: a GET is safe to repeat.
     pub async fn goto(&self, url: &str) {
-        self.browser
-            .goto(url)
-            .await
-            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+        const OPEN_ATTEMPTS: usize = 3;
+        for attempt in 1..=OPEN_ATTEMPTS {
+            self.browser
+                .goto(url)
+                .await
+                .unwrap_or_else(|e| panic!("open {url}: {e}"));
+            if !self.network_changed().await {
+                return;
+            }
+            eprintln!("open {url}: Chromium abandoned attempt {attempt} with ERR_NETWORK_CHANGED");
+        }
+        panic!("open {url}: Chromium abandoned all {OPEN_ATTEMPTS} attempts with ERR_NETWORK_CHANGED");
     }
 
     /// Texts of the elements matching `css` (none: empty). A failing WebDriver session panics
