@@ -160,6 +160,28 @@ async fn kubectl_apply_shows_the_refusal_naming_the_field_or_step() {
     assert!(ok, "{err}");
     let (ok, err) = kubectl(run_yaml("r4", "d", &[("file", "y")])).await;
     assert!(!ok && err.contains("spec.params is immutable"), "{err}");
+
+    // cancel and retry only move forward: no retry of a run that is not Failed, no un-cancel.
+    let patch = |spec: serde_json::Value| {
+        let runs = env.api::<DagRun>();
+        async move {
+            let patch = serde_json::json!({ "spec": spec });
+            match runs.patch("r4", &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => Ok(()),
+                Err(err) => Err(err.to_string()),
+            }
+        }
+    };
+    let err = patch(serde_json::json!({"retry": 1})).await.unwrap_err();
+    assert!(
+        err.contains("spec.retry: DagRun \"r4\" is") && err.contains("only a Failed run can be retried"),
+        "{err}"
+    );
+    patch(serde_json::json!({"cancel": true}))
+        .await
+        .expect("a cancel is accepted");
+    let err = patch(serde_json::json!({"cancel": false})).await.unwrap_err();
+    assert!(err.contains("spec.cancel: a cancel cannot be taken back"), "{err}");
 }
 
 /// Without the webhook (as when it is down or bypassed), 50 identical runs created at once:

@@ -1,6 +1,7 @@
 //! End to end on the local cluster: the queue starts runs in creation order (also within one
-//! second and across operator restarts), a queued run starts promptly when a slot frees, and a
-//! run that only waits costs no periodic reconciles.
+//! second and across operator restarts), a queued run starts promptly when a slot frees (a run
+//! ends, a running run is deleted, `maxActiveRuns` is raised), and a run that only waits costs no
+//! periodic reconciles.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{STEP_IMAGE, TestEnv, run_yaml};
 use kube::ResourceExt;
-use kube::api::ListParams;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kubedag::api::{Dag, DagRun, RunPhase};
 
 fn dag(name: &str, max_active_runs: u32, steps: &str) -> String {
@@ -113,6 +114,51 @@ async fn a_queued_run_starts_within_two_seconds_of_the_previous_one_finishing() 
     assert!(
         *worst < Duration::from_secs(2),
         "a queued run waited {worst:?} after a slot freed: {gaps:?}"
+    );
+}
+
+/// Polls (as `TestEnv::eventually` does) until every run of `names` is Running; returns how long
+/// that took.
+async fn time_until_running(env: &TestEnv, names: &[String]) -> Duration {
+    let since = Instant::now();
+    env.eventually("the woken runs to be Running", || async {
+        let runs = env.api::<DagRun>().list(&ListParams::default()).await.ok()?.items;
+        let running = |name: &String| {
+            runs.iter()
+                .any(|r| &r.name_any() == name && r.phase() == RunPhase::Running)
+        };
+        names.iter().all(running).then_some(())
+    })
+    .await;
+    since.elapsed()
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: make test"]
+async fn a_deleted_running_run_or_a_raised_limit_starts_queued_runs_within_two_seconds() {
+    let env = TestEnv::new("slots").await;
+    env.create::<Dag>(&dag("slots", 1, "[{name: s, command: [sleep, '300']}]"))
+        .await;
+    let created = create_batch(&env, "slots", 4).await;
+    env.wait_phase(&created[0], RunPhase::Running).await;
+    env.wait_phase(&created[3], RunPhase::Queued).await;
+
+    // Neither frees the slot by ending a run, so no run's end wakes the queue.
+    env.api::<DagRun>()
+        .delete(&created[0], &DeleteParams::default())
+        .await
+        .unwrap();
+    let after_delete = time_until_running(&env, &created[1..2]).await;
+    let patch = serde_json::json!({"spec": {"maxActiveRuns": 3}});
+    env.api::<Dag>()
+        .patch("slots", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let after_raise = time_until_running(&env, &created[2..]).await;
+    eprintln!("woken {after_delete:?} after the delete, {after_raise:?} after the raise");
+    assert!(
+        after_delete < Duration::from_secs(2) && after_raise < Duration::from_secs(2),
+        "queued runs waited {after_delete:?} after the running run was deleted and {after_raise:?} after maxActiveRuns was raised"
     );
 }
 

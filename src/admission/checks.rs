@@ -1,6 +1,9 @@
 //! Admission decisions. `Err` carries the message the user sees from `kubectl apply`.
 
+use kube::ResourceExt;
+
 use crate::api::{Dag, DagRun, DagSpec};
+use crate::engine::admit::retry_refusal;
 use crate::engine::{admit, call, validate};
 
 /// A Dag create or update: the full validation, naming the step.
@@ -21,7 +24,9 @@ pub fn check_call_cycle(name: &str, spec: &DagSpec, lookup: &dyn Fn(&str) -> Opt
     }
 }
 
-/// A DagRun update: the spec is immutable except `cancel` and `retry`.
+/// A DagRun update: the spec is immutable except `cancel` and `retry`, and those only move one
+/// way: a cancel cannot be taken back, and `retry` is only raised, while the run is Failed
+/// ([`admit::retry_refusal`]). Each refusal names the field and the values.
 pub fn check_run_update(old: &DagRun, new: &DagRun) -> Result<(), String> {
     let (o, n) = (&old.spec, &new.spec);
     let changed = [
@@ -29,11 +34,25 @@ pub fn check_run_update(old: &DagRun, new: &DagRun) -> Result<(), String> {
         ("spec.params", o.params != n.params),
         ("spec.requestId", o.request_id != n.request_id),
     ];
-    match changed.iter().find(|(_, differs)| *differs) {
-        Some((field, _)) => Err(format!(
+    if let Some((field, _)) = changed.iter().find(|(_, differs)| *differs) {
+        return Err(format!(
             "{field} is immutable: only spec.cancel and spec.retry may change after a DagRun is created"
+        ));
+    }
+    if o.cancel && !n.cancel {
+        return Err("spec.cancel: a cancel cannot be taken back (true -> false)".into());
+    }
+    if n.retry < o.retry {
+        return Err(format!("spec.retry can only be raised ({} -> {})", o.retry, n.retry));
+    }
+    let phase = old.phase();
+    match retry_refusal(phase) {
+        Some(why) if n.retry > o.retry => Err(format!(
+            "spec.retry: DagRun {:?} is {}: {why}",
+            old.name_any(),
+            phase.as_str()
         )),
-        None => Ok(()),
+        _ => Ok(()),
     }
 }
 
@@ -145,9 +164,34 @@ mod tests {
         let mut cancelled = old.clone();
         cancelled.spec.cancel = true;
         assert!(check_run_update(&old, &cancelled).is_ok());
-        let mut retried = old.clone();
+        assert_eq!(
+            check_run_update(&cancelled, &old).unwrap_err(),
+            "spec.cancel: a cancel cannot be taken back (true -> false)"
+        );
+        let failed = run("r", "x", Some(RunPhase::Failed));
+        let mut retried = failed.clone();
         retried.spec.retry = 1;
-        assert!(check_run_update(&old, &retried).is_ok());
+        assert!(check_run_update(&failed, &retried).is_ok());
+        assert_eq!(
+            check_run_update(&retried, &failed).unwrap_err(),
+            "spec.retry can only be raised (1 -> 0)"
+        );
+        for phase in [RunPhase::Succeeded, RunPhase::Running, RunPhase::Queued] {
+            let mut old = run("r", "x", Some(phase));
+            old.spec.retry = 1;
+            let mut raised = old.clone();
+            raised.spec.retry = 2;
+            let err = check_run_update(&old, &raised).unwrap_err();
+            assert!(
+                err.starts_with(&format!(
+                    "spec.retry: DagRun \"r\" is {}: only a Failed run",
+                    phase.as_str()
+                )),
+                "{err}"
+            );
+            // Unchanged (a re-apply of the same manifest) passes in any phase.
+            assert!(check_run_update(&old, &old).is_ok());
+        }
         let edited = run("r", "y", None);
         assert_eq!(
             check_run_update(&old, &edited).unwrap_err(),

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::DagSpec;
 
-/// Spec of a `DagRun`. Immutable except `cancel` (enforced by CEL and by the webhook).
+/// Spec of a `DagRun`. Immutable except `cancel` and `retry` (enforced by CEL and by the webhook);
+/// the webhook also refuses unsetting `cancel` and lowering `retry` or raising it on a run that is
+/// not Failed.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "kubedag.io",

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use kube::api::{Patch, PatchParams};
 
-use crate::api::{DagRun, RunPhase};
+use crate::api::DagRun;
+use crate::engine::admit::retry_refusal;
 
 use super::cluster::Cluster;
 use super::error::CliError;
@@ -80,20 +81,6 @@ pub async fn request_retry(cluster: &Cluster, name: &str) -> Result<Requested, C
     )))
 }
 
-/// Why a run in `phase` cannot be retried; `None` for a Failed run.
-pub fn retry_refusal(phase: RunPhase) -> Option<&'static str> {
-    match phase {
-        RunPhase::Failed => None,
-        RunPhase::Succeeded => Some("only a Failed run can be retried; this one has nothing left to re-run"),
-        RunPhase::Cancelled | RunPhase::Rejected => {
-            Some("only a Failed run can be retried; start a new run with `kubectl dag run` instead")
-        }
-        RunPhase::Pending | RunPhase::Queued | RunPhase::Running => {
-            Some("only a Failed run can be retried; wait for it to finish")
-        }
-    }
-}
-
 async fn patch_spec(cluster: &Cluster, name: &str, spec: serde_json::Value, what: &str) -> Result<(), CliError> {
     let patch = serde_json::json!({ "spec": spec });
     cluster
@@ -102,16 +89,4 @@ async fn patch_spec(cluster: &Cluster, name: &str, spec: serde_json::Value, what
         .await
         .map_err(CliError::kube(format!("cannot request {what} of DagRun {name:?}")))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_failed_runs_can_be_retried() {
-        for phase in RunPhase::ALL {
-            assert_eq!(retry_refusal(phase).is_none(), phase == RunPhase::Failed, "{phase:?}");
-        }
-    }
 }

@@ -1,5 +1,7 @@
 //! The Dag reconciler: the `Valid` condition (with the validation message naming the step), the
-//! step count, and how many runs of the Dag are active or queued.
+//! step count, and how many runs of the Dag are active or queued. It also wakes queued runs into
+//! the slots `maxActiveRuns` leaves free: a run's end wakes its successor itself, but a raised
+//! limit or a deleted running run (the run watch asks for this reconcile) ends no run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,15 @@ pub async fn reconcile(dag: Arc<Dag>, ctx: Arc<Context>) -> Result<Action, Error
             .count() as u32
     };
     let (active, queued) = (count(RunPhase::Running), count(RunPhase::Queued));
+    if queued > 0 {
+        let free = ctx
+            .gate
+            .free_slots_of_dag(&ctx.runs, &namespace, &name, dag.spec.max_active_runs, active as usize);
+        for waiting in free {
+            // The receiver lives as long as the operator; a closed channel only happens at shutdown.
+            let _ = ctx.wake_runs.unbounded_send(waiting);
+        }
+    }
     enforce_history_limit(&ctx, &runs).await?;
     let old = dag.status.clone().unwrap_or_default();
     let valid = validity(&dag, old.conditions.iter().find(|c| c.type_ == "Valid"));

@@ -67,6 +67,17 @@ fn creation_order(run: &DagRun) -> (Option<jiff::Timestamp>, u64, String) {
     (run.creation_timestamp().map(|t| t.0), revision, run.name_any())
 }
 
+/// The Pending and Queued runs of the cache, oldest first (the FIFO key).
+fn waiting_in_order(runs: &Store<DagRun>) -> Vec<std::sync::Arc<DagRun>> {
+    let mut waiting: Vec<_> = runs
+        .state()
+        .into_iter()
+        .filter(|r| matches!(r.phase(), RunPhase::Pending | RunPhase::Queued))
+        .collect();
+    waiting.sort_by_cached_key(|r| creation_order(r));
+    waiting
+}
+
 fn created_before(a: &DagRun, b: &DagRun) -> bool {
     creation_order(a) < creation_order(b)
 }
@@ -185,12 +196,7 @@ impl Gate {
     /// The runs to wake when a slot frees after `finished` ends: the oldest waiting runs of the same
     /// Dag (and, with an operator-wide cap, the oldest waiting runs overall).
     pub fn next_in_line(&self, runs: &Store<DagRun>, finished: &DagRun, how_many: usize) -> Vec<ObjectRef<DagRun>> {
-        let all = runs.state();
-        let mut waiting: Vec<_> = all
-            .iter()
-            .filter(|r| matches!(r.phase(), RunPhase::Pending | RunPhase::Queued))
-            .collect();
-        waiting.sort_by_cached_key(|r| creation_order(r));
+        let waiting = waiting_in_order(runs);
         let mut wake: Vec<ObjectRef<DagRun>> = waiting
             .iter()
             .filter(|r| same_dag(r, finished))
@@ -201,6 +207,30 @@ impl Gate {
             wake.extend(waiting.iter().take(how_many).map(|r| ObjectRef::from_obj(r.as_ref())));
         }
         wake
+    }
+
+    /// The runs of Dag `dag` in `namespace` to wake for the slots its `max_active_runs` leaves
+    /// free besides its `running` runs (0 = no Dag limit: none, since then only an operator cap,
+    /// which a run's end wakes for, can hold them): the oldest waiting ones. A slot also frees
+    /// when a running run is deleted or the limit is raised, and neither ends a run.
+    pub fn free_slots_of_dag(
+        &self,
+        runs: &Store<DagRun>,
+        namespace: &str,
+        dag: &str,
+        max_active_runs: u32,
+        running: usize,
+    ) -> Vec<ObjectRef<DagRun>> {
+        let free = (max_active_runs as usize).saturating_sub(running);
+        if free == 0 {
+            return Vec::new();
+        }
+        waiting_in_order(runs)
+            .iter()
+            .filter(|r| r.spec.dag_ref.name == dag && r.namespace().as_deref() == Some(namespace))
+            .take(free)
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect()
     }
 }
 
@@ -256,6 +286,35 @@ mod tests {
             gate.next_in_line(&store, &finished, 2),
             vec![ObjectRef::from_obj(&b), ObjectRef::from_obj(&a)]
         );
+    }
+
+    #[test]
+    fn free_slots_of_a_dag_wake_its_oldest_waiting_runs_and_no_more() {
+        let (store, mut writer) = reflector::store();
+        let mut other_dag = run("other", -10, 1, Some(RunPhase::Queued));
+        other_dag.spec.dag_ref.name = "e".into();
+        let queued: Vec<DagRun> = (0..4)
+            .map(|i| run(&format!("q{i}"), i, 10 + i as u64, Some(RunPhase::Queued)))
+            .collect();
+        for r in queued
+            .iter()
+            .rev()
+            .chain([&other_dag, &run("running", -5, 2, Some(RunPhase::Running))])
+        {
+            put(&mut writer, r);
+        }
+        let gate = Gate::new(Caps::default());
+        let oldest = |n: usize| queued[..n].iter().map(ObjectRef::from_obj).collect::<Vec<_>>();
+        // The limit raised from 1 to 3 beside one running run: two slots.
+        assert_eq!(gate.free_slots_of_dag(&store, "ns", "d", 3, 1), oldest(2));
+        // The running run deleted under a limit of 1: one slot.
+        assert_eq!(gate.free_slots_of_dag(&store, "ns", "d", 1, 0), oldest(1));
+        assert!(gate.free_slots_of_dag(&store, "ns", "d", 1, 1).is_empty());
+        assert!(
+            gate.free_slots_of_dag(&store, "ns", "d", 0, 0).is_empty(),
+            "no Dag limit"
+        );
+        assert!(gate.free_slots_of_dag(&store, "other-ns", "d", 3, 0).is_empty());
     }
 
     proptest! {

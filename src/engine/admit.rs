@@ -13,8 +13,10 @@
 //! 6. no other run of the same Dag with the same paramHash blocks it under the Dag's
 //!    `duplicatePolicy` ([`duplicates::blocks`]). The controller checks this one atomically with a
 //!    claim instead of from a cache; [`find_blocking`] is the cache-based form.
+//!
+//! Whether a stored run may be retried is [`retry_refusal`], for the webhook and the CLI alike.
 
-use crate::api::{Dag, DagRun, DagSpec, DuplicatePolicy};
+use crate::api::{Dag, DagRun, DagSpec, DuplicatePolicy, RunPhase};
 
 use super::duplicates;
 use super::params::{self, Params};
@@ -133,5 +135,32 @@ pub fn check_with_cache<'a>(
             dag.spec.duplicate_policy,
         )),
         None => Ok(admissible),
+    }
+}
+
+/// Why a run in `phase` cannot be retried (`spec.retry` raised): `None` for a Failed run. The
+/// webhook refuses the raise with it; `kubectl dag retry` and the web UI ask it first.
+pub fn retry_refusal(phase: RunPhase) -> Option<&'static str> {
+    match phase {
+        RunPhase::Failed => None,
+        RunPhase::Succeeded => Some("only a Failed run can be retried; this one has nothing left to re-run"),
+        RunPhase::Cancelled | RunPhase::Rejected => {
+            Some("only a Failed run can be retried; start a new run with `kubectl dag run` instead")
+        }
+        RunPhase::Pending | RunPhase::Queued | RunPhase::Running => {
+            Some("only a Failed run can be retried; wait for it to finish")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failed_runs_can_be_retried() {
+        for phase in RunPhase::ALL {
+            assert_eq!(retry_refusal(phase).is_none(), phase == RunPhase::Failed, "{phase:?}");
+        }
     }
 }

@@ -14,7 +14,7 @@ use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::admission::{self, server::WebhookOptions, server::WebhookState};
-use crate::api::{Dag, DagRun, DagTrigger, labels};
+use crate::api::{Dag, DagRun, DagTrigger, RunPhase, labels};
 
 use crate::controller::run::{self, Lane};
 use crate::controller::shared_specs::SharedSpecs;
@@ -126,6 +126,7 @@ pub async fn run(
         }
     });
     tokio::spawn(warning_watch);
+    let (dag_changed, dag_changes) = futures::channel::mpsc::unbounded();
     let runs_synced = Arc::new(AtomicBool::new(false));
     let (runs, runs_writer) = reflector::store_shared::<DagRun>(SHARED_RUN_EVENTS);
     let subscribe = || runs_writer.subscribe().expect("a shared store has subscribers");
@@ -142,11 +143,21 @@ pub async fn run(
             }
         })
         .reflect_shared(runs_writer)
-        .for_each(|event| {
-            if let Err(err) = event {
-                tracing::warn!(%err, "DagRun watch");
+        .for_each({
+            let dag_changed = dag_changed.clone();
+            move |event| {
+                match event {
+                    // A deleted running run frees a slot without ending: its Dag's reconcile wakes
+                    // the queue (a run that ends wakes its successor itself).
+                    Ok(watcher::Event::Delete(run)) if run.phase() == RunPhase::Running => {
+                        let dag = ObjectRef::new(&run.spec.dag_ref.name).within(&run.namespace().unwrap_or_default());
+                        let _ = dag_changed.unbounded_send(dag);
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(%err, "DagRun watch"),
+                }
+                futures::future::ready(())
             }
-            futures::future::ready(())
         });
     let (wake_runs, wake_requests) = futures::channel::mpsc::unbounded();
     // Two controllers share the DagRun cache: one starts new runs, one advances started ones, each
@@ -164,7 +175,6 @@ pub async fn run(
         .owns_shared_stream(child_events)
         .with_config(controller_config.clone())
         .shutdown_on_signal();
-    let (dag_changed, dag_changes) = futures::channel::mpsc::unbounded();
     let dag_controller = Controller::new(api::<Dag>(&client, &config.namespace), watcher::Config::default())
         .reconcile_on(dag_changes)
         .with_config(controller_config.debounce(Duration::from_millis(500)))
