@@ -15,7 +15,7 @@ use crate::api::{Dag, DagRun, DagStatus, RunPhase};
 use crate::engine::validate;
 
 use super::error::is_conflict;
-use super::{Context, Error, events, run};
+use super::{Context, Error, events, gate, run};
 
 const RECOUNT: Duration = Duration::from_secs(30);
 
@@ -39,10 +39,7 @@ pub async fn reconcile(dag: Arc<Dag>, ctx: Arc<Context>) -> Result<Action, Error
     };
     let (active, queued) = (count(RunPhase::Running), count(RunPhase::Queued));
     if queued > 0 {
-        let free = ctx
-            .gate
-            .free_slots_of_dag(&ctx.runs, &namespace, &name, dag.spec.max_active_runs, active as usize);
-        for waiting in free {
+        for waiting in gate::free_slots_of_dag(&runs, dag.spec.max_active_runs, active as usize) {
             // The receiver lives as long as the operator; a closed channel only happens at shutdown.
             let _ = ctx.wake_runs.unbounded_send(waiting);
         }

@@ -15,7 +15,7 @@
 //! server, hold the whole truth again (invariant 1).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
@@ -67,15 +67,14 @@ fn creation_order(run: &DagRun) -> (Option<jiff::Timestamp>, u64, String) {
     (run.creation_timestamp().map(|t| t.0), revision, run.name_any())
 }
 
-/// The Pending and Queued runs of the cache, oldest first (the FIFO key).
-fn waiting_in_order(runs: &Store<DagRun>) -> Vec<std::sync::Arc<DagRun>> {
-    let mut waiting: Vec<_> = runs
-        .state()
-        .into_iter()
-        .filter(|r| matches!(r.phase(), RunPhase::Pending | RunPhase::Queued))
-        .collect();
-    waiting.sort_by_cached_key(|r| creation_order(r));
-    waiting
+fn waits_to_start(run: &DagRun) -> bool {
+    matches!(run.phase(), RunPhase::Pending | RunPhase::Queued)
+}
+
+/// `runs` sorted by the FIFO key.
+fn in_creation_order(mut runs: Vec<Arc<DagRun>>) -> Vec<Arc<DagRun>> {
+    runs.sort_by_cached_key(|r| creation_order(r));
+    runs
 }
 
 fn created_before(a: &DagRun, b: &DagRun) -> bool {
@@ -196,7 +195,7 @@ impl Gate {
     /// The runs to wake when a slot frees after `finished` ends: the oldest waiting runs of the same
     /// Dag (and, with an operator-wide cap, the oldest waiting runs overall).
     pub fn next_in_line(&self, runs: &Store<DagRun>, finished: &DagRun, how_many: usize) -> Vec<ObjectRef<DagRun>> {
-        let waiting = waiting_in_order(runs);
+        let waiting = in_creation_order(runs.state().into_iter().filter(|r| waits_to_start(r)).collect());
         let mut wake: Vec<ObjectRef<DagRun>> = waiting
             .iter()
             .filter(|r| same_dag(r, finished))
@@ -208,30 +207,22 @@ impl Gate {
         }
         wake
     }
+}
 
-    /// The runs of Dag `dag` in `namespace` to wake for the slots its `max_active_runs` leaves
-    /// free besides its `running` runs (0 = no Dag limit: none, since then only an operator cap,
-    /// which a run's end wakes for, can hold them): the oldest waiting ones. A slot also frees
-    /// when a running run is deleted or the limit is raised, and neither ends a run.
-    pub fn free_slots_of_dag(
-        &self,
-        runs: &Store<DagRun>,
-        namespace: &str,
-        dag: &str,
-        max_active_runs: u32,
-        running: usize,
-    ) -> Vec<ObjectRef<DagRun>> {
-        let free = (max_active_runs as usize).saturating_sub(running);
-        if free == 0 {
-            return Vec::new();
-        }
-        waiting_in_order(runs)
-            .iter()
-            .filter(|r| r.spec.dag_ref.name == dag && r.namespace().as_deref() == Some(namespace))
-            .take(free)
-            .map(|r| ObjectRef::from_obj(r.as_ref()))
-            .collect()
+/// Of one Dag's runs (`dag_runs`), the ones to wake for the slots its `max_active_runs` leaves free
+/// besides its `running` runs: the oldest waiting ones. None with no Dag limit (0): then only an
+/// operator cap can hold them, and a run's end wakes for that. A slot also frees when a running
+/// run is deleted or the limit is raised, and neither ends a run.
+pub fn free_slots_of_dag(dag_runs: &[Arc<DagRun>], max_active_runs: u32, running: usize) -> Vec<ObjectRef<DagRun>> {
+    let free = (max_active_runs as usize).saturating_sub(running);
+    if free == 0 {
+        return Vec::new();
     }
+    in_creation_order(dag_runs.iter().filter(|r| waits_to_start(r)).cloned().collect())
+        .iter()
+        .take(free)
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -290,31 +281,23 @@ mod tests {
 
     #[test]
     fn free_slots_of_a_dag_wake_its_oldest_waiting_runs_and_no_more() {
-        let (store, mut writer) = reflector::store();
-        let mut other_dag = run("other", -10, 1, Some(RunPhase::Queued));
-        other_dag.spec.dag_ref.name = "e".into();
         let queued: Vec<DagRun> = (0..4)
             .map(|i| run(&format!("q{i}"), i, 10 + i as u64, Some(RunPhase::Queued)))
             .collect();
-        for r in queued
+        // In no particular order, with the running run among them.
+        let dag_runs: Vec<Arc<DagRun>> = queued
             .iter()
             .rev()
-            .chain([&other_dag, &run("running", -5, 2, Some(RunPhase::Running))])
-        {
-            put(&mut writer, r);
-        }
-        let gate = Gate::new(Caps::default());
+            .chain([&run("running", -5, 2, Some(RunPhase::Running))])
+            .map(|r| Arc::new(r.clone()))
+            .collect();
         let oldest = |n: usize| queued[..n].iter().map(ObjectRef::from_obj).collect::<Vec<_>>();
         // The limit raised from 1 to 3 beside one running run: two slots.
-        assert_eq!(gate.free_slots_of_dag(&store, "ns", "d", 3, 1), oldest(2));
+        assert_eq!(free_slots_of_dag(&dag_runs, 3, 1), oldest(2));
         // The running run deleted under a limit of 1: one slot.
-        assert_eq!(gate.free_slots_of_dag(&store, "ns", "d", 1, 0), oldest(1));
-        assert!(gate.free_slots_of_dag(&store, "ns", "d", 1, 1).is_empty());
-        assert!(
-            gate.free_slots_of_dag(&store, "ns", "d", 0, 0).is_empty(),
-            "no Dag limit"
-        );
-        assert!(gate.free_slots_of_dag(&store, "other-ns", "d", 3, 0).is_empty());
+        assert_eq!(free_slots_of_dag(&dag_runs, 1, 0), oldest(1));
+        assert!(free_slots_of_dag(&dag_runs, 1, 1).is_empty());
+        assert!(free_slots_of_dag(&dag_runs, 0, 0).is_empty(), "no Dag limit");
     }
 
     proptest! {

@@ -363,7 +363,7 @@ mod tests {
         pod
     }
 
-    /// The pod as the watch decodes it from the API server's JSON.
+    /// `pod` with a volume of claim `claim`.
     fn mounting(mut pod: Pod, claim: &str) -> Pod {
         pod.spec = Some(PodSpec {
             volumes: Some(vec![Volume {
@@ -379,6 +379,7 @@ mod tests {
         pod
     }
 
+    /// The pod as the watch decodes it from the API server's JSON.
     fn w(pod: Pod) -> WatchedPod {
         serde_json::from_value(serde_json::to_value(pod).unwrap()).unwrap()
     }
